@@ -1,0 +1,123 @@
+"""Problem-agnostic generation driver: fill a store, chunk by chunk, on any number of MPI ranks.
+
+Sample i is drawn from ``numpy.random.default_rng(SeedSequence((seed, i)))``
+and solved on ``MPI.COMM_SELF``, so the store's content depends only on the
+parameters and the seed, never on the number of ranks, the chunk size or
+restarts. Rank 0 creates (or checks) the store; then the chunks that are not
+done are dealt round-robin to the ranks, each of which writes whole chunks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+try:
+    import dolfinx_solver  # noqa: F401 - orders MPI ahead of the bindings where present
+except ImportError:
+    pass
+
+from mpi4py import MPI
+from tqdm import tqdm
+
+from pde_data import __version__, store
+from pde_data.config import GENERATE, ConfigError, load_params, problem_config
+from pde_data.problems import get_family
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape a store's content."""
+    import dolfinx
+    import petsc4py
+    import zarr
+
+    return {
+        "pde_data": __version__,
+        "dolfinx": dolfinx.__version__,
+        "petsc4py": petsc4py.__version__,
+        "numpy": np.__version__,
+        "zarr": zarr.__version__,
+    }
+
+
+def sample_rng(seed: int, i: int) -> np.random.Generator:
+    """The random generator of sample ``i``."""
+    return np.random.default_rng(np.random.SeedSequence((seed, i)))
+
+
+def solve_chunk(family, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Draw and solve samples ``start:stop``; returns one stacked array per per-sample field."""
+    out = {name: np.empty((stop - start, *shape), dtype) for name, (shape, dtype) in family.sample_arrays.items()}
+    for j, i in enumerate(range(start, stop)):
+        for name, value in family.solve(family.draw(sample_rng(seed, i))).items():
+            out[name][j] = value
+    return out
+
+
+def _on_root(comm: MPI.Comm, fn, *args) -> Any:
+    """Run ``fn`` on rank 0 and broadcast its result; a ConfigError is raised on every rank."""
+    result = error = None
+    if comm.rank == 0:
+        try:
+            result = fn(*args)
+        except ConfigError as err:
+            error = err
+    result, error = comm.bcast((result, error), root=0)
+    if error is not None:
+        raise error
+    return result
+
+
+def generate(
+    problem: str,
+    out: str | Path,
+    params_path: str | Path | None = None,
+    samples: int | None = None,
+    seed: int | None = None,
+    chunk: int | None = None,
+    overwrite: bool = False,
+    progress: bool = True,
+    comm: MPI.Comm = MPI.COMM_WORLD,
+) -> str:
+    """Write or resume the store ``out`` for ``problem``; returns "created" or "resumed".
+
+    ``samples``, ``seed`` and ``chunk`` override the ``params.yaml`` section.
+    """
+    # 1. Parameters: the problem's params.yaml section, command-line overrides on top.
+    family_cls = get_family(problem)
+    kwargs, settings = problem_config(load_params(params_path), problem, family_cls.PARAMS)
+    for key, flag, value in (("samples", "--n", samples), ("seed", "--seed", seed), ("chunk", "--chunk", chunk)):
+        if value is not None:
+            settings[key] = GENERATE[key].check(flag, value)
+
+    # 2. The family on every rank; rank 0 first, so the others find the JIT cache warm.
+    if comm.rank == 0:
+        family = family_cls(**kwargs)
+    comm.barrier()
+    if comm.rank != 0:
+        family = family_cls(**kwargs)
+
+    # 3. Rank 0 creates or checks the store; all ranks agree on the chunks to do.
+    rec = store.record(family, settings, versions())
+    status = _on_root(comm, store.prepare, out, family, rec, overwrite)
+    group, _ = store.open_store(out, mode="r+")
+    todo = _on_root(comm, store.missing_chunks, group)[comm.rank :: comm.size]
+
+    # 4. Solve and write whole chunks; the progress bar shows rank 0's share.
+    n, size = settings["samples"], settings["chunk"]
+    spans = [(k * size, min((k + 1) * size, n)) for k in todo]
+    bar = tqdm(
+        total=sum(stop - start for start, stop in spans),
+        unit="sample",
+        desc=f"{problem} (rank 0 of {comm.size})",
+        disable=not progress or comm.rank != 0,
+    )
+    targets = {name: group[name] for name in [*family.sample_arrays, "done"]}
+    for start, stop in spans:
+        store.write_chunk(targets, start, solve_chunk(family, settings["seed"], start, stop))
+        bar.update(stop - start)
+    bar.close()
+    comm.barrier()
+    return status

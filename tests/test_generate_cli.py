@@ -1,0 +1,112 @@
+"""The `pde-data` command line: generate, info, bad input, and MPI runs."""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pde_data.cli import main
+from pde_data.config import ConfigError, load_params, problem_config
+from pde_data.generate import generate
+from pde_data.poisson import PoissonProblem
+
+
+def run(capsys, *argv):
+    status = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_generate_then_info(tmp_path, capsys, write_params):
+    out = tmp_path / "p.zarr"
+    status, stdout, _ = run(capsys, "generate", "poisson", "--out", out, "--params", write_params(), "--n", 6,
+                            "--no-progress")
+    assert status == 0 and stdout.startswith(f"created {out}")
+    status, stdout, _ = run(capsys, "info", out)
+    assert status == 0
+    assert "poisson (schema 1" in stdout and "6 / 6 done" in stdout and "kappa" in stdout
+
+
+def test_help_lists_the_subcommands(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--help"])
+    assert exit_.value.code == 0
+    assert "generate" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["generate", "--help"])
+    assert "--overwrite" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("keys", "message"),
+    [
+        ({"n": 0}, "poisson.n: 0 is too small; need an integer >= 2"),
+        ({"kx": [4.0, 0.5]}, "poisson.kx: range [4.0, 0.5] is inverted; need low < high"),
+        ({"ax": [0.3, 0.3]}, "poisson.ax: range [0.3, 0.3] is empty; need low < high"),
+        ({"alpha": "wide"}, "poisson.alpha: 'wide' is not a range; need a list [low, high] of two numbers"),
+        ({"samples": -1}, "poisson.samples: -1 is too small; need an integer >= 1"),
+        ({"chunk": 2.5}, "poisson.chunk: 2.5 is not an integer"),
+        ({"f_decay": float("nan")}, "poisson.f_decay: nan is not allowed; need a finite number"),
+        ({"kappa": 1}, "poisson.kappa: unknown key; allowed keys are n, kx"),
+    ],
+)
+def test_bad_params_file_names_key_value_and_rule(tmp_path, capsys, write_params, keys, message):
+    status, _, err = run(capsys, "generate", "poisson", "--out", tmp_path / "p.zarr", "--params", write_params(**keys))
+    assert status == 2
+    assert message in err
+    assert not (tmp_path / "p.zarr").exists()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--n", "0"], "--n: 0 is too small; need an integer >= 1"),
+        (["--chunk", "0"], "--chunk: 0 is too small; need an integer >= 1"),
+        (["--seed", "-1"], "--seed: -1 is too small; need an integer >= 0"),
+        (["--params", "missing.yaml"], "--params: cannot read missing.yaml"),
+    ],
+)
+def test_bad_flags(tmp_path, capsys, flags, message):
+    status, _, err = run(capsys, "generate", "poisson", "--out", tmp_path / "p.zarr", *flags)
+    assert status == 2 and message in err
+
+
+def test_unknown_problem(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["generate", "heat", "--out", str(tmp_path / "p.zarr")])
+    assert exit_.value.code == 2
+    assert "invalid choice: 'heat'" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="problem: 'heat' is unknown; need one of poisson"):
+        generate("heat", tmp_path / "p.zarr")
+
+
+def test_info_of_a_foreign_path(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    status, _, err = run(capsys, "info", tmp_path)
+    assert status == 2 and "not a pde-data store" in err
+    status, _, err = run(capsys, "info", tmp_path / "nothing.zarr")
+    assert status == 2 and "does not exist" in err
+
+
+def test_params_yaml_of_the_repository_is_valid():
+    params = load_params(Path(__file__).parents[1] / "params.yaml")
+    kwargs, settings = problem_config(params, "poisson", PoissonProblem.PARAMS)
+    assert kwargs["n"] == 32 and kwargs["kx"] == [0.5, 4.0] and settings["samples"] >= 100
+
+
+@pytest.mark.mpi
+def test_two_ranks_write_the_same_bytes_as_one(tmp_path, write_params):
+    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
+    params = write_params(samples=22, chunk=4)
+    stores = {}
+    for ranks in (1, 2):
+        stores[ranks] = tmp_path / f"r{ranks}.zarr"
+        cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "pde_data.cli", "generate", "poisson",
+               "--out", str(stores[ranks]), "--params", str(params), "--no-progress"]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    files = {r: sorted(p.relative_to(s) for p in s.rglob("*") if p.is_file()) for r, s in stores.items()}
+    assert files[1] == files[2] and len(files[1]) > 20
+    for rel in files[1]:
+        assert (stores[1] / rel).read_bytes() == (stores[2] / rel).read_bytes(), rel
