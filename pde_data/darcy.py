@@ -1,0 +1,291 @@
+"""Darcy family of the multilevel-in-width paper (section 8.2, eqs. (42)-(43)) on DOLFINx.
+
+Single-phase porous-media flow on the unit square D in mixed form: find the
+flux q in the Raviart-Thomas space V_h (RTCF degree 1 on quadrilaterals) and
+the pressure p in W_h (piecewise constants, DQ0) such that
+
+    (k^-1 q, s) - (div s, p) = -(p_D, s.n)_{G_D}     for all s in V_h,
+    -(div q, w)              = 0                     for all w in W_h,
+
+i.e. q = -k grad p, div q = 0, with p = p_D on G_D = G_in u G_out (weakly,
+through the right-hand side) and q.n = 0 on the other sides (essentially, on
+the flux space). Defaults: p = 1 on the left side (inflow), p = 0 on the right
+side (outflow), no flow through top and bottom.
+
+Permeability k = exp(log_k), piecewise constant on the n x n structured
+quadrilateral cells; log_k is a Gaussian random field sampled exactly on the
+cell centres (:mod:`pde_data.fields`).
+
+Outputs and sign conventions (n is the *outward* unit normal of D):
+
+* ``Q``    = (1/|G_out|) int_{G_out} q.n ds, eq. (43): mean flux leaving
+  through the outflow side (positive when fluid leaves).
+* ``Q_in`` = -(1/|G_in|) int_{G_in} q.n ds: mean flux entering through the
+  inflow side (positive when fluid enters). Since div q = 0 holds exactly on
+  every cell and q.n = 0 elsewhere, and |G_in| = |G_out| = 1 on the unit
+  square, conservation reads ``Q == Q_in`` up to solver round-off.
+* ``p``: the DQ0 pressure, one value per cell, as an (n, n) image.
+
+With k = c constant, p_in = 1, p_out = 0: p = 1 - x, q = (c, 0), Q = Q_in = c
+(the mixed method reproduces this exactly; p_h is the cell mean of 1 - x).
+
+Images are (n, n) arrays with ``a[row, col]`` the value of the cell whose
+centre is ((col + .5)/n, (row + .5)/n): row = y index, col = x index.
+
+Forms are compiled once; each solve writes k^-1 into a DQ0 coefficient,
+re-assembles the matrix into the same PETSc object and refactorises it with
+one reused direct solver (MUMPS where available). The right-hand side does
+not depend on k and is assembled once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+try:
+    import dolfinx_solver  # noqa: F401 - orders MPI ahead of the bindings where present
+except ImportError:
+    pass
+
+import basix.ufl
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from dolfinx.fem import petsc as fem_petsc
+from mpi4py import MPI
+from petsc4py import PETSc
+
+from pde_data.config import Choice, ConfigError, Float, Int, Spec
+from pde_data.fields import LOG_FLOAT64_MAX, GaussianRandomField, cell_centres, check_field_params
+
+SIDES = ("left", "right", "bottom", "top")
+_SIDE_TAG = {"left": 1, "right": 2, "bottom": 3, "top": 4}
+_SIDE_MARKER = {
+    "left": lambda x: np.isclose(x[0], 0.0),
+    "right": lambda x: np.isclose(x[0], 1.0),
+    "bottom": lambda x: np.isclose(x[1], 0.0),
+    "top": lambda x: np.isclose(x[1], 1.0),
+}
+
+
+def _direct_solver_type() -> str | None:
+    """The first LU package PETSc has that pivots (needed for the saddle-point matrix)."""
+    for package in ("mumps", "superlu_dist", "umfpack", "superlu"):
+        if PETSc.Sys.hasExternalPackage(package):
+            return package
+    return None
+
+
+class DarcyProblem:
+    """One compiled mixed RT/DQ0 Darcy solver on ``MPI.COMM_SELF``; ``solve(log_k)`` gives one sample.
+
+    Keyword parameters (the ``darcy:`` section of params.yaml, see :attr:`PARAMS`):
+    ``n`` cells per side; field ``kernel``, ``mean``, ``variance``, ``length``,
+    ``nu`` (Matern smoothness, used only with kernel ``matern``); boundary
+    ``inflow``/``outflow`` sides with pressures ``p_in``/``p_out``.
+    """
+
+    name: ClassVar[str] = "darcy"
+    schema_version: ClassVar[int] = 1
+    PARAMS: ClassVar[dict[str, Spec]] = {
+        "n": Int(32, low=1),  # cells per side: n x n quadrilaterals, images are n x n
+        "kernel": Choice("matern", ("exponential", "matern", "squared_exponential")),
+        "mean": Float(0.0),  # mean of log_k
+        "variance": Float(1.0),  # variance of log_k (> 0)
+        "length": Float(0.2),  # correlation length (> 0)
+        "nu": Float(1.5),  # Matern smoothness, one of 0.5, 1.5, 2.5 (kernel matern only)
+        "inflow": Choice("left", SIDES),
+        "outflow": Choice("right", SIDES),
+        "p_in": Float(1.0),  # pressure on the inflow side
+        "p_out": Float(0.0),  # pressure on the outflow side
+    }
+
+    def __init__(self, **params: Any):
+        unknown = sorted(set(params) - set(self.PARAMS))
+        if unknown:
+            raise TypeError(f"DarcyProblem got unknown parameter {unknown[0]!r}; allowed: {', '.join(self.PARAMS)}")
+        p = {key: spec.check(f"darcy.{key}", params.get(key, spec.default)) for key, spec in self.PARAMS.items()}
+        # Field parameters: positivity, kernel/nu, overflow of k (nu is None unless kernel is matern).
+        p.update(check_field_params(p["kernel"], p["mean"], p["variance"], p["length"], p["nu"], prefix="darcy."))
+        if p["inflow"] == p["outflow"]:
+            raise ConfigError(
+                f"darcy.outflow: {p['outflow']!r} is the inflow side too; "
+                f"need two different sides of {', '.join(SIDES)}"
+            )
+        self.params = p
+        n = p["n"]
+        self._field: GaussianRandomField | None = None
+        self.sample_arrays = {
+            "log_k": ((n, n), "float32"),
+            "p": ((n, n), "float32"),
+            "Q": ((), "float64"),
+            "Q_in": ((), "float64"),
+        }
+        walls = [side for side in SIDES if side not in (p["inflow"], p["outflow"])]
+        self.mesh = {
+            "cell": "quadrilateral",
+            "cells": [n, n],
+            "element": "RTCF1 (flux q) x DQ0 (pressure p)",
+            "grid": [n, n],
+            "grid_layout": "array[row, col] = value of the cell centred at (x[col], y[row]); "
+            "x, y = (arange(n) + .5) / n",
+            "boundary": f"p = {p['p_in']} on {p['inflow']}, p = {p['p_out']} on {p['outflow']}, "
+            f"q.n = 0 on {' and '.join(walls)}",
+            "qoi": "Q = (1/|G_out|) int_G_out q.n ds (n outward); Q_in = -(1/|G_in|) int_G_in q.n ds; Q == Q_in",
+            "field": "log_k = mean + L xi, L the Cholesky factor of the cell-centre covariance "
+            "(+ 1e-10 * variance on the diagonal, x10 until it factorises), xi ~ N(0, I); float32-rounded",
+        }
+
+        # 1. Mesh, spaces: mixed RTCF1 x DQ0, and DQ0 for the coefficient k^-1.
+        self.domain = dmesh.create_unit_square(MPI.COMM_SELF, n, n, dmesh.CellType.quadrilateral)
+        rt = basix.ufl.element("RTCF", "quadrilateral", 1)
+        dq = basix.ufl.element("DQ", "quadrilateral", 0)
+        self.W = fem.functionspace(self.domain, basix.ufl.mixed_element([rt, dq]))
+        K = fem.functionspace(self.domain, dq)
+        self.k_inv = fem.Function(K)
+
+        # 2. Tag the four sides (1 left, 2 right, 3 bottom, 4 top).
+        tdim = self.domain.topology.dim
+        fdim = tdim - 1
+        self.domain.topology.create_connectivity(fdim, tdim)
+        facets, tags = [], []
+        for side in SIDES:
+            found = dmesh.locate_entities_boundary(self.domain, fdim, _SIDE_MARKER[side])
+            facets.append(found)
+            tags.append(np.full(len(found), _SIDE_TAG[side], dtype=np.int32))
+        facets, tags = np.concatenate(facets), np.concatenate(tags)
+        order = np.argsort(facets)
+        facet_tags = dmesh.meshtags(self.domain, fdim, facets[order], tags[order])
+        ds = ufl.Measure("ds", domain=self.domain, subdomain_data=facet_tags)
+        ds_in, ds_out = ds(_SIDE_TAG[p["inflow"]]), ds(_SIDE_TAG[p["outflow"]])
+        normal = ufl.FacetNormal(self.domain)
+
+        # 3. No flow (q.n = 0) on the remaining sides, imposed on the RT dofs.
+        V, _ = self.W.sub(0).collapse()
+        wall_facets = np.concatenate([facet_tags.find(_SIDE_TAG[side]) for side in walls]).astype(np.int32)
+        wall_dofs = fem.locate_dofs_topological((self.W.sub(0), V), fdim, wall_facets)
+        self.bcs = [fem.dirichletbc(fem.Function(V), wall_dofs, self.W.sub(0))]
+
+        # 4. Forms (42): the bilinear form depends on k^-1; the right-hand side
+        #    carries the pressure data p_D on the inflow and outflow sides.
+        q, pr = ufl.TrialFunctions(self.W)
+        s, w = ufl.TestFunctions(self.W)
+        p_in = fem.Constant(self.domain, PETSc.ScalarType(p["p_in"]))
+        p_out = fem.Constant(self.domain, PETSc.ScalarType(p["p_out"]))
+        self.a = fem.form(
+            self.k_inv * ufl.inner(q, s) * ufl.dx - pr * ufl.div(s) * ufl.dx - ufl.div(q) * w * ufl.dx
+        )
+        L = fem.form(-p_in * ufl.inner(s, normal) * ds_in - p_out * ufl.inner(s, normal) * ds_out)
+
+        # 5. QoI forms (43) on the solution, normalised by the side lengths.
+        self.wh = fem.Function(self.W)
+        qh, _ = ufl.split(self.wh)
+        one = fem.Constant(self.domain, PETSc.ScalarType(1.0))
+        self.len_in = fem.assemble_scalar(fem.form(one * ds_in))
+        self.len_out = fem.assemble_scalar(fem.form(one * ds_out))
+        self.Q_form = fem.form(ufl.inner(qh, normal) * ds_out)
+        self.Q_in_form = fem.form(-ufl.inner(qh, normal) * ds_in)
+
+        # 6. The right-hand side is independent of k: assemble it once (the
+        #    homogeneous wall condition needs no lifting); create the matrix.
+        self.b = fem_petsc.assemble_vector(L)
+        fem_petsc.set_bc(self.b, self.bcs)
+        self.A = fem_petsc.create_matrix(self.a)
+
+        # 7. One direct solver, refactorised (numerically) when A changes.
+        self.ksp = PETSc.KSP().create(MPI.COMM_SELF)
+        self.ksp.setOperators(self.A)
+        self.ksp.setType(PETSc.KSP.Type.PREONLY)
+        pc = self.ksp.getPC()
+        pc.setType(PETSc.PC.Type.LU)
+        self.lu_package = _direct_solver_type()
+        if self.lu_package is not None:
+            pc.setFactorSolverType(self.lu_package)
+
+        # 8. Cell <-> image maps: image index (row * n + col) of each cell,
+        #    the k^-1 dof of each image pixel, the pressure dof (in W) of each pixel.
+        num_cells = self.domain.topology.index_map(tdim).size_local
+        cells = np.arange(num_cells, dtype=np.int32)
+        centre = dmesh.compute_midpoints(self.domain, tdim, cells)
+        col = np.clip(np.floor(centre[:, 0] * n).astype(np.int64), 0, n - 1)
+        row = np.clip(np.floor(centre[:, 1] * n).astype(np.int64), 0, n - 1)
+        pixel = row * n + col
+        if num_cells != n * n or len(np.unique(pixel)) != n * n:
+            raise RuntimeError("cell-to-pixel map of the structured mesh is not one-to-one")
+        self.k_dof = np.empty(n * n, dtype=np.int64)
+        self.k_dof[pixel] = K.dofmap.list[cells, 0]
+        Wp, p_parent = self.W.sub(1).collapse()
+        self.p_dof = np.empty(n * n, dtype=np.int64)
+        self.p_dof[pixel] = np.concatenate(p_parent)[Wp.dofmap.list[cells, 0]]
+        self.x, self.y = cell_centres(n)
+
+    # -- the family interface -------------------------------------------------
+
+    @property
+    def field(self) -> GaussianRandomField:
+        """The log-permeability field (factorised on first use, once per problem)."""
+        if self._field is None:
+            p = self.params
+            self._field = GaussianRandomField(p["n"], p["kernel"], p["mean"], p["variance"], p["length"], p["nu"])
+        return self._field
+
+    def store_arrays(self) -> dict[str, np.ndarray]:
+        """Cell-centre coordinates ``x`` and ``y``, each (n, n) like the sample fields."""
+        return {"x": self.x.astype(np.float32), "y": self.y.astype(np.float32)}
+
+    def draw(self, rng: np.random.Generator) -> np.ndarray:
+        """log_k on the cells, (n, n), rounded to float32 so the stored input is exactly the solved one."""
+        return self.field.sample(rng).astype(np.float32).astype(np.float64)
+
+    # -- solving --------------------------------------------------------------
+
+    def check_log_k(self, log_k) -> np.ndarray:
+        """``log_k`` as a float64 (n, n) array; ValueError for a wrong shape, NaN/inf or exp overflow."""
+        n = self.params["n"]
+        log_k = np.asarray(log_k, dtype=np.float64)
+        if log_k.shape != (n, n):
+            raise ValueError(f"log_k must have shape ({n}, {n}) (one value per cell), got {log_k.shape}")
+        if not np.all(np.isfinite(log_k)):
+            raise ValueError("log_k holds NaN or inf; need finite values")
+        worst = float(np.abs(log_k).max())
+        if worst > LOG_FLOAT64_MAX:
+            raise ValueError(
+                f"log_k: max |log_k| = {worst:.6g} makes k = exp(log_k) or 1/k overflow float64; "
+                f"need |log_k| <= {LOG_FLOAT64_MAX:.6g}"
+            )
+        return log_k
+
+    def solve_fem(self, log_k) -> fem.Function:
+        """Assemble and solve for the cell values ``log_k`` (n, n); returns the mixed solution (q, p)."""
+        log_k = self.check_log_k(log_k)
+        # 1. k^-1 = exp(-log_k) into the DQ0 coefficient, matrix re-assembled in place.
+        self.k_inv.x.array[self.k_dof] = np.exp(-log_k.ravel())
+        self.A.zeroEntries()
+        fem_petsc.assemble_matrix(self.A, self.a, bcs=self.bcs)
+        self.A.assemble()
+        # 2. Direct solve into wh (the solver notices the new matrix state and refactorises).
+        self.ksp.solve(self.b, self.wh.x.petsc_vec)
+        reason = self.ksp.getConvergedReason()
+        if reason < 0:
+            raise RuntimeError(f"Darcy direct solve failed (KSP reason {reason})")
+        self.wh.x.scatter_forward()
+        return self.wh
+
+    def solve(self, log_k) -> dict[str, Any]:
+        """One sample for cell values ``log_k`` (n, n; row = y, col = x).
+
+        Returns ``log_k`` (as given, float64), ``p`` ((n, n) cell pressures,
+        float64), ``Q`` (float, mean outward flux through the outflow side,
+        eq. (43)) and ``Q_in`` (float, mean inward flux through the inflow side;
+        equals ``Q`` by conservation).
+        """
+        wh = self.solve_fem(log_k)
+        n = self.params["n"]
+        return {
+            "log_k": np.asarray(log_k, dtype=np.float64),
+            "p": wh.x.array[self.p_dof].reshape(n, n).copy(),
+            "Q": float(fem.assemble_scalar(self.Q_form) / self.len_out),
+            "Q_in": float(fem.assemble_scalar(self.Q_in_form) / self.len_in),
+        }
