@@ -1,0 +1,69 @@
+"""The minibatch stream shared by all levels (section 6.1.1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+__all__ = ["MinibatchStream"]
+
+
+class MinibatchStream:
+    """Shuffle the training set once per epoch, then walk it in minibatches.
+
+    Every level draws its next minibatches from the same stream, as
+    one-level training would.  The last minibatch of an epoch holds the
+    remaining ``n_samples % batch_size`` samples when that is not zero
+    (every sample is visited exactly once per epoch).  The permutation of
+    epoch e is drawn on the CPU from a generator seeded with (seed, e), so a
+    stream resumes exactly from :meth:`state_dict`; it is copied to
+    ``device`` once per epoch.
+    """
+
+    def __init__(self, n_samples: int, batch_size: int, seed: int = 0, device: str | torch.device = "cpu"):
+        if int(n_samples) < 1 or int(batch_size) < 1:
+            raise ValueError(f"n_samples = {n_samples!r}, batch_size = {batch_size!r}: both must be >= 1")
+        self.n_samples = int(n_samples)
+        self.batch_size = int(batch_size)
+        self.seed = int(seed)
+        self.device = torch.device(device)
+        self.epoch = 0
+        self.pos = 0
+        self._perm = self._permutation()
+
+    @property
+    def batches_per_epoch(self) -> int:
+        return -(-self.n_samples // self.batch_size)
+
+    def _permutation(self) -> torch.Tensor:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        perm = torch.randperm(self.n_samples, generator=g)
+        if self.device.type == "cuda":
+            return perm.pin_memory().to(self.device, non_blocking=True)
+        return perm.to(self.device)
+
+    def next(self) -> torch.Tensor:
+        """Indices (a LongTensor on ``device``) of the next minibatch."""
+        if self.pos >= self.n_samples:
+            self.epoch += 1
+            self.pos = 0
+            self._perm = self._permutation()
+        idx = self._perm[self.pos:self.pos + self.batch_size]
+        self.pos += idx.numel()
+        return idx
+
+    def take(self, m: int) -> list[torch.Tensor]:
+        """The next ``m`` minibatches."""
+        return [self.next() for _ in range(m)]
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"n_samples": self.n_samples, "batch_size": self.batch_size, "seed": self.seed,
+                "epoch": self.epoch, "pos": self.pos}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if (state["n_samples"], state["batch_size"]) != (self.n_samples, self.batch_size):
+            raise ValueError(f"stream state is for {state['n_samples']} samples in batches of "
+                             f"{state['batch_size']}, this stream has {self.n_samples} and {self.batch_size}")
+        self.seed, self.epoch, self.pos = state["seed"], state["epoch"], state["pos"]
+        self._perm = self._permutation()

@@ -1,0 +1,272 @@
+"""The multilevel-in-width FAS trainer (section 6, Algorithm 2), recursive to any depth.
+
+One cycle at level l, as in Algorithm 2 with the coarse solve replaced by
+the same cycle one level down::
+
+    x <- smooth(x, g)                                   pre-smoothing
+    repeat once (V), twice (W), or F then V (F):
+        x_c <- Pi x,  m_c <- Pi m                       (25), section 6.1.2
+        tau <- grad g_c(Pi x) - R grad g(x)             (35), on the m minibatches
+                                                        the coarse level smooths on
+        x_c <- cycle(x_c, g_c(x_c) - gamma x_c^T tau)   (3), section 6.1.4
+        x <- x + alpha_p P(x_c - Pi x)                  (4)
+        m <- m + alpha_m P(m_c - Pi m)                  (36), SGD momentum (see optim.py)
+    x <- smooth(x, g)                                   post-smoothing
+
+and on the coarsest level ``x <- smooth(x, g)`` with ``coarse`` steps.
+Here g is the level's own corrected objective (no correction on the finest
+level), so with gamma = 1 the coarse gradient at x_c = Pi x equals R times
+the finer level's corrected gradient on the tau minibatches.
+
+Minibatches (section 6.1.1): one stream shuffled once per epoch and walked
+by all levels.  The finest level draws each smoothing minibatch as it goes;
+a coarser level smooths on the m minibatches drawn for its tau correction,
+m = pre + post on an intermediate level (first ``pre`` before its coarse
+corrections, the rest after; the count behind eq. (40)'s closed form) and
+``coarse`` on the coarsest level.  With
+``tau="wholeset"`` the correction uses the whole training set instead,
+with ``tau="none"`` there is none (gamma * tau = 0).  The tau gradients are
+taken in one pass over the m minibatches together, g and g_c being mean
+losses over their samples (so eq. (35)'s factor N/m, which converts its
+sums over samples, is 1); the work counted is m fine and m coarse passes.
+
+Learning rate: lr / eta^l on the first ``eta_levels`` levels, then kept
+(section 8.3).  The cycle does no host synchronisation: losses are summed
+on the device and read in :meth:`FASTrainer.level_losses`; the only other
+host reads are the heavy edge matchings every ``rematch_every`` cycles.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable
+
+import torch
+from torch.nn import functional as F
+
+from .batches import MinibatchStream
+from .hierarchy import Hierarchy
+from .optim import OptimizerSpec, make_optimizer, prolong_momentum, restrict_state
+from .smoother import Level
+from .work import MEASURES, WorkCounter
+
+__all__ = ["FASTrainer", "DivergenceError"]
+
+CYCLES = ("V", "W", "F")
+TAUS = ("minibatch", "none", "wholeset")
+# the cycle(s) a cycle of each kind runs one level down, one coarse correction each
+COARSE_VISITS = {"V": ("V",), "W": ("W", "W"), "F": ("F", "V")}
+
+
+class DivergenceError(FloatingPointError):
+    """A level's training loss is NaN or infinite."""
+
+    def __init__(self, level: int, loss: float, params: dict[str, float]):
+        self.level, self.loss, self.params = level, loss, params
+        knobs = ", ".join(f"{k} = {v:g}" for k, v in params.items())
+        super().__init__(f"level {level} diverged (mean training loss {loss}); lower the stability "
+                         f"parameters ({knobs}): the learning rate lr, or raise eta to slow the coarse "
+                         f"levels, or lower gamma (tau scaling), alpha_p or alpha_m (coarse corrections)")
+
+
+class FASTrainer:
+    """Multilevel FAS training of ``hier.nets[0]`` on (X, Y); one call of :meth:`cycle` per cycle.
+
+    ``X``, ``Y``: training inputs/targets on the model's device (the model
+    sees ``X[idx]`` as is); ``batches``: the minibatch stream; ``optimizer``:
+    the smoother, ``"sgd"`` (momentum), ``"adam"`` or a factory
+    ``f(params, lr)``; ``pre``/``coarse``/``post``: smoothing steps;
+    ``cycle``: ``"V"``, ``"W"`` or ``"F"``; ``tau``: ``"minibatch"``,
+    ``"none"`` or ``"wholeset"``; ``alpha_p``, ``alpha_m``, ``gamma``,
+    ``eta``: section 6.1.4; ``rematch_every``: cycles between heavy edge
+    matchings; ``loss``: ``f(prediction, target)``, a mean over samples
+    (default MSE).  With one level, a cycle is one optimizer step.
+    """
+
+    def __init__(self, hier: Hierarchy, X: torch.Tensor, Y: torch.Tensor, batches: MinibatchStream,
+                 optimizer: OptimizerSpec = "sgd", lr: float = 0.01, momentum: float = 0.9,
+                 weight_decay: float = 0.0, pre: int = 4, coarse: int = 4, post: int = 4, cycle: str = "V",
+                 tau: str = "minibatch", alpha_p: float = 1.0, alpha_m: float = 0.2, gamma: float = 0.125,
+                 eta: float = 2 * math.sqrt(2), rematch_every: int = 50,
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 eta_levels: int = 3):
+        if cycle not in CYCLES:
+            raise ValueError(f"cycle = {cycle!r}: allowed: {', '.join(CYCLES)}")
+        if tau not in TAUS:
+            raise ValueError(f"tau = {tau!r}: allowed: {', '.join(TAUS)}")
+        for name, v, lo in (("pre", pre, 0), ("coarse", coarse, 1), ("post", post, 0),
+                            ("rematch_every", rematch_every, 1), ("eta_levels", eta_levels, 1)):
+            if int(v) != v or v < lo:
+                raise ValueError(f"{name} = {v!r}: must be an integer >= {lo}")
+        for name, v in (("lr", lr), ("eta", eta)):
+            if not v > 0:
+                raise ValueError(f"{name} = {v!r}: must be > 0")
+        self.hier, self.X, self.Y, self.stream = hier, X, Y, batches
+        self.optimizer, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
+        self.pre, self.coarse, self.post = int(pre), int(coarse), int(post)
+        self.cycle_type, self.tau = cycle, tau
+        self.alpha_p, self.alpha_m, self.gamma, self.eta = alpha_p, alpha_m, gamma, eta
+        self.rematch_every, self.eta_levels = int(rematch_every), int(eta_levels)
+        self.loss_fn = loss if loss is not None else F.mse_loss
+        self.cycles = 0
+        self.levels: list[Level] = []
+        self._counter = WorkCounter(hier.nets, batches.batch_size)
+        self._bind_levels()
+
+    # ------------------------------------------------------------------ set-up
+    def level_lr(self, level: int) -> float:
+        """lr / eta^l for the first ``eta_levels`` levels, then the last of those (section 8.3)."""
+        return self.lr / self.eta ** min(level, self.eta_levels - 1)
+
+    def _bind_levels(self) -> None:
+        """One :class:`Level` per net; a level whose net was replaced (rematch) gets a new optimizer."""
+        changed = False
+        for l, net in enumerate(self.hier.nets):
+            if l < len(self.levels) and self.levels[l].net is net:
+                continue
+            lr = self.level_lr(l)
+            params = list(net.parameters())
+            level = Level(net, make_optimizer(self.optimizer, params, lr, self.momentum, self.weight_decay),
+                          lr, self.X, self.Y, self.loss_fn)
+            if l < len(self.levels):
+                level.loss_sum, level.loss_count = self.levels[l].loss_sum, self.levels[l].loss_count
+                self.levels[l] = level
+            else:
+                self.levels.append(level)
+            changed = True
+        if changed:
+            self._counter = WorkCounter(self.hier.nets, self.stream.batch_size, self._counter.total)
+
+    @property
+    def work(self) -> dict[str, float]:
+        """Cumulative work units, ``{"flops": ..., "paper": ...}``."""
+        return dict(self._counter.total)
+
+    # ------------------------------------------------------------------ cycle
+    def cycle(self) -> dict[str, float]:
+        """One V/W/F cycle (one optimizer step with one level); returns the work units it spent."""
+        before = self.work
+        if len(self.levels) == 1:
+            self._smooth(0, self.stream.take(1))
+        else:
+            if self.cycles > 0 and self.cycles % self.rematch_every == 0:
+                self.hier.rematch()                   # heavy edge matching, section 6.1.3
+            self._bind_levels()
+            self._cycle(0, self.cycle_type)
+        self.cycles += 1
+        return {m: self._counter.total[m] - before[m] for m in MEASURES}
+
+    def run(self, budget: float, measure: str = "flops") -> dict[str, float]:
+        """Cycle until ``budget`` work units of ``measure`` (``"flops"`` or ``"paper"``) are spent."""
+        if measure not in MEASURES:
+            raise ValueError(f"measure = {measure!r}: allowed: {', '.join(MEASURES)}")
+        while self._counter.total[measure] < budget:
+            self.cycle()
+        return self.work
+
+    def _cycle(self, l: int, kind: str) -> None:
+        """Algorithm 2 at level l: smooth, then coarse corrections, then smooth."""
+        level = self.levels[l]
+        if l == len(self.levels) - 1:
+            self._smooth(l, level.batches)
+            return
+        self._smooth(l, self._smoothing_batches(l, 0, self.pre))
+        for coarse_kind in COARSE_VISITS[kind]:
+            self._restrict(l)
+            self._tau_correction(l)
+            self._cycle(l + 1, coarse_kind)
+            self._prolong(l)
+        self._smooth(l, self._smoothing_batches(l, self.pre, self.post))
+
+    def _smooth(self, l: int, batches: list[torch.Tensor]) -> None:
+        """x <- smooth(x, g): one optimizer step per minibatch."""
+        level = self.levels[l]
+        for idx in batches:
+            level.step(idx)
+            self._counter.add(l, idx.numel())
+
+    def _smoothing_batches(self, l: int, start: int, count: int) -> list[torch.Tensor]:
+        if l == 0:
+            return self.stream.take(count)
+        return self.levels[l].batches[start:start + count]
+
+    def _restrict(self, l: int) -> None:
+        """x_c <- Pi x, m_c <- Pi m (eq. (25), section 6.1.2); Pi x and Pi m are kept for (4), (36)."""
+        fine, coarse, transfer = self.levels[l], self.levels[l + 1], self.hier.transfers[l]
+        coarse.pi_x = transfer.restrict(fine.params)
+        with torch.no_grad():
+            torch._foreach_copy_(coarse.params, coarse.pi_x)
+        coarse.pi_m = restrict_state(fine.opt, fine.params, coarse.opt, coarse.params, transfer)
+
+    def _tau_correction(self, l: int) -> None:
+        """tau of level l+1, eq. (35), on the minibatches it will smooth on; kept as the shift -gamma tau."""
+        fine, coarse, transfer = self.levels[l], self.levels[l + 1], self.hier.transfers[l]
+        steps = self.coarse if l + 1 == len(self.levels) - 1 else self.pre + self.post
+        coarse.batches = self.stream.take(steps)
+        if self.tau == "none" or not coarse.batches:
+            coarse.shift = None
+            return
+        if self.tau == "minibatch":
+            chunks = [torch.cat(coarse.batches)]
+        else:
+            n, size = self.stream.n_samples, self.stream.batch_size * max(steps, 1)
+            everything = torch.arange(n, device=self.X.device)
+            chunks = [everything[i:i + size] for i in range(0, n, size)]
+        n_samples = sum(idx.numel() for idx in chunks)
+        r_grad = transfer.restrict_grad(fine.gradient(chunks))                 # R grad g(x)
+        self._counter.add(l, n_samples)
+        coarse_grad = coarse.gradient(chunks, corrected=False)                 # grad g_c(Pi x)
+        self._counter.add(l + 1, n_samples)
+        shift = torch._foreach_sub(r_grad, coarse_grad)                        # -tau
+        torch._foreach_mul_(shift, self.gamma)
+        coarse.shift = shift
+
+    def _prolong(self, l: int) -> None:
+        """x <- x + alpha_p P(x_c - Pi x) (4) and m <- m + alpha_m P(m_c - Pi m) (36)."""
+        fine, coarse, transfer = self.levels[l], self.levels[l + 1], self.hier.transfers[l]
+        with torch.no_grad():
+            diff = torch._foreach_sub(coarse.params, coarse.pi_x)
+            torch._foreach_add_(fine.params, transfer.prolong(diff), alpha=self.alpha_p)
+        prolong_momentum(fine.opt, fine.params, coarse.opt, coarse.params, coarse.pi_m, transfer, self.alpha_m)
+
+    # ------------------------------------------------------------------ monitoring
+    def level_losses(self) -> list[float]:
+        """Mean training loss of each level's smoothing steps since the last call (NaN: no steps).
+
+        The only host synchronisation of the trainer.  Raises
+        :class:`DivergenceError` when a level that took steps has a NaN or
+        infinite mean loss.
+        """
+        sums = torch.stack([level.loss_sum for level in self.levels]).tolist()
+        counts = [level.loss_count for level in self.levels]
+        for level in self.levels:
+            level.loss_sum = torch.zeros_like(level.loss_sum)
+            level.loss_count = 0
+        means = [s / c if c else math.nan for s, c in zip(sums, counts)]
+        for l, (mean, count) in enumerate(zip(means, counts)):
+            if count and not math.isfinite(mean):
+                raise DivergenceError(l, mean, {"lr": self.levels[l].lr, "eta": self.eta, "gamma": self.gamma,
+                                                "alpha_p": self.alpha_p, "alpha_m": self.alpha_m})
+        return means
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything for an exact resume; loadable with ``torch.load(weights_only=True)``."""
+        return {
+            "hierarchy": self.hier.state_dict(),
+            "optimizers": [level.opt.state_dict() for level in self.levels],
+            "stream": self.stream.state_dict(),
+            "cycles": self.cycles,
+            "work": self.work,
+            "losses": [[level.loss_sum.detach().cpu(), level.loss_count] for level in self.levels],
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.hier.load_state_dict(state["hierarchy"])
+        self._bind_levels()
+        for level, sd, (loss_sum, count) in zip(self.levels, state["optimizers"], state["losses"]):
+            level.opt.load_state_dict(sd)
+            level.loss_sum, level.loss_count = loss_sum.to(level.loss_sum.device), count
+        self.stream.load_state_dict(state["stream"])
+        self.cycles = state["cycles"]
+        self._counter.total = dict(state["work"])

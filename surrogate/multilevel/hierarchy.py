@@ -1,0 +1,108 @@
+"""The hierarchy of ever thinner networks and the transfers that couple them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..models import WidthNet
+from .hem import cosine_strength, heavy_edge_matching
+from .transfer import Coarsening, Transfer
+
+__all__ = ["Hierarchy", "build_hierarchy"]
+
+INTERPOLATIONS = ("plain", "rownorm")
+ORDERS = ("natural", "random")
+
+
+class Hierarchy:
+    """Networks ``nets[0]`` (the model) ... ``nets[L-1]`` and ``transfers[i]`` from level i to i+1.
+
+    ``transfers[i]`` is built by heavy edge matching (Algorithm 1) on the
+    weights of ``nets[i]``; ``nets[i+1]`` is a network of the same class
+    whose hidden widths are the numbers of aggregates.  :meth:`rematch`
+    recomputes all matchings from the current weights (section 6.1.3); a
+    coarse network whose widths change is replaced by a new one, so hold
+    on to ``hier.nets``, not to its coarse elements.
+    """
+
+    def __init__(self, model: WidthNet, levels: int, theta: float = 0.0, interpolation: str = "plain",
+                 order: str = "natural", seed: int = 0):
+        if int(levels) < 1:
+            raise ValueError(f"levels = {levels!r}: must be >= 1")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation = {interpolation!r}: allowed: {', '.join(INTERPOLATIONS)}")
+        if order not in ORDERS:
+            raise ValueError(f"order = {order!r}: allowed: {', '.join(ORDERS)}")
+        self.levels = int(levels)
+        self.theta = float(theta)
+        self.interpolation = interpolation
+        self.order = order
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.nets: list[WidthNet] = [model]
+        self.transfers: list[Transfer] = []
+        self.rematch()
+
+    def rematch(self) -> None:
+        """Recompute every matching, finest first, and set nets[i+1] = Pi nets[i]."""
+        for i in range(self.levels - 1):
+            fine = self.nets[i]
+            self._set_transfer(i, [self._match(layer.weight) for layer in fine.layers[:-1]])
+            with torch.no_grad():
+                for p_c, x_c in zip(self.nets[i + 1].parameters(), self.transfers[i].restrict(list(fine.parameters()))):
+                    p_c.copy_(x_c)
+
+    def _match(self, weight: torch.Tensor) -> Coarsening:
+        n = weight.shape[0]
+        order = torch.randperm(n, generator=self.generator) if self.order == "random" else None
+        zeta, n_c = heavy_edge_matching(cosine_strength(weight), self.theta, order)
+        d = weight.detach().reshape(n, -1).norm(dim=1).clamp_min(torch.finfo(weight.dtype).tiny) \
+            if self.interpolation == "rownorm" else None
+        return Coarsening(zeta.to(weight.device), n_c, d, dtype=weight.dtype)
+
+    def _set_transfer(self, i: int, coarsenings: list[Coarsening]) -> None:
+        fine = self.nets[i]
+        transfer = Transfer([p.shape for p in fine.parameters()], coarsenings)
+        if i < len(self.transfers):
+            self.transfers[i] = transfer
+        else:
+            self.transfers.append(transfer)
+        sizes = transfer.hidden_sizes
+        if i + 1 == len(self.nets):
+            self.nets.append(fine.resized(sizes))
+        elif self.nets[i + 1].hidden_sizes != sizes:
+            self.nets[i + 1] = fine.resized(sizes)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Matchings, all level nets and the HEM order RNG (``torch.load(weights_only=True)``-safe)."""
+        return {
+            "levels": self.levels,
+            "matchings": [[{"zeta": c.zeta.cpu(), "n_c": c.n_c, "d": None if c.p is None else c.p.cpu()}
+                           for c in t.coarsenings] for t in self.transfers],
+            "nets": [net.state_dict() for net in self.nets],
+            "rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state["levels"] != self.levels:
+            raise ValueError(f"state has {state['levels']} levels, this hierarchy {self.levels}")
+        for i, matching in enumerate(state["matchings"]):
+            p = next(self.nets[i].parameters())
+            self._set_transfer(i, [Coarsening(m["zeta"].to(p.device), m["n_c"],
+                                              None if m["d"] is None else m["d"].to(p.device), dtype=p.dtype)
+                                   for m in matching])
+        for net, sd in zip(self.nets, state["nets"]):
+            net.load_state_dict(sd)
+        self.generator.set_state(state["rng"])
+
+
+def build_hierarchy(model: WidthNet, levels: int, theta: float = 0.0, interpolation: str = "plain",
+                    order: str = "natural", seed: int = 0) -> Hierarchy:
+    """A ``levels``-deep hierarchy on ``model`` (levels = 1: the model alone).
+
+    ``theta``: HEM strength threshold; ``interpolation``: ``"plain"`` (eq. 32)
+    or ``"rownorm"`` (eq. 34); ``order``: HEM visiting order, ``"natural"``
+    or ``"random"`` (seeded by ``seed``).
+    """
+    return Hierarchy(model, levels, theta, interpolation, order, seed)

@@ -1,0 +1,64 @@
+"""One level of the hierarchy: its network, its smoother and its (tau-corrected) objective."""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import torch
+from torch.optim import Optimizer
+
+from ..models import WidthNet
+
+__all__ = ["Level"]
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+class Level:
+    """The objective g_l of a level, its tau correction and its smoothing steps.
+
+    The level's objective is ``g_l(x) - gamma * x^T tau_l`` (eq. (3) with the
+    scaling of section 6.1.4; no correction on the finest level).  Its
+    gradient is ``grad g_l(x) + shift`` with ``shift = -gamma * tau_l``,
+    which :meth:`step` adds to the gradients after the backward pass
+    (cheaper than adding the linear term to the loss, and equal).
+    ``batches`` are the minibatches the level smooths on in the current
+    cycle (drawn when its tau correction is built, section 6.1.1).
+    """
+
+    def __init__(self, net: WidthNet, optimizer: Optimizer, lr: float, X: torch.Tensor, Y: torch.Tensor,
+                 loss_fn: LossFn):
+        self.net = net
+        self.params = list(net.parameters())
+        self.opt = optimizer
+        self.lr = lr
+        self.X, self.Y, self.loss_fn = X, Y, loss_fn
+        self.shift: list[torch.Tensor] | None = None
+        self.batches: list[torch.Tensor] = []
+        self.pi_x: list[torch.Tensor] = []            # Pi x of the finer level at the last restriction
+        self.pi_m: list[torch.Tensor] | None = None   # Pi m likewise
+        self.loss_sum = torch.zeros((), device=self.params[0].device)
+        self.loss_count = 0
+
+    def step(self, idx: torch.Tensor) -> None:
+        """One smoothing step: an optimizer step on the corrected objective over minibatch ``idx``."""
+        self.opt.zero_grad(set_to_none=True)
+        loss = self.loss_fn(self.net(self.X[idx]), self.Y[idx])
+        loss.backward()
+        if self.shift is not None:
+            torch._foreach_add_([p.grad for p in self.params], self.shift)
+        self.opt.step()
+        self.loss_sum += loss.detach()
+        self.loss_count += 1
+
+    def gradient(self, chunks: Sequence[torch.Tensor], corrected: bool = True) -> list[torch.Tensor]:
+        """Gradient of the mean loss over all samples in ``chunks`` (plus ``shift`` if ``corrected``)."""
+        self.net.zero_grad(set_to_none=True)
+        total = sum(idx.numel() for idx in chunks)
+        for idx in chunks:
+            loss = self.loss_fn(self.net(self.X[idx]), self.Y[idx])
+            (loss * (idx.numel() / total) if len(chunks) > 1 else loss).backward()
+        grads = [p.grad for p in self.params]
+        if corrected and self.shift is not None:
+            return torch._foreach_add(grads, self.shift)
+        return grads
