@@ -1,0 +1,186 @@
+"""Command line: ``surrogate train``, ``surrogate evaluate`` and ``surrogate mc``.
+
+Examples::
+
+    surrogate train --problem poisson --store data/poisson.zarr --model mlp --trainer fas \\
+        --out models/poisson-mlp-fas [--params params.yaml] [--resume] [-S train.lr=0.005]
+    surrogate evaluate --model-dir models/poisson-mlp-fas --store data/poisson.zarr \\
+        --out metrics/poisson-mlp-fas.json --plots plots/poisson-mlp-fas
+    surrogate mc --model models/darcy-mlp-fas --n 20000 --fem-n 500 [--params params.yaml] \\
+        [--out metrics/mc_qoi.json] [--plots plots]
+
+Every knob is read from the ``data``, ``models`` and ``train`` sections of
+``params.yaml`` (``--params``; default ``./params.yaml`` when it exists);
+``-S KEY=VALUE`` overrides one of them (YAML value, dotted key).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_ERROR = 2
+EXIT_DIVERGED = 3
+
+
+def _default_params() -> str | None:
+    return "params.yaml" if Path("params.yaml").exists() else None
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--params", default=None, metavar="YAML",
+                   help="parameter file (sections data, models, train); default: ./params.yaml if present, "
+                        "else the built-in defaults")
+    p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter, e.g. -S train.lr=0.005 -S train.fas.levels=3 (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="surrogate",
+        description="Train and evaluate neural-network PDE surrogates (MLP/CNN) on pde-data Zarr stores, "
+                    "with one-level SGD/Adam or multilevel-in-width FAS training.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:" + __doc__.split("Every knob")[0].split("Examples::")[1])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    tr = sub.add_parser(
+        "train", help="train a surrogate on a store",
+        description="Train a surrogate on the training split of a store, budgeted in work units. Logs training "
+                    "and validation losses with dvclive (OUT/dvclive), checkpoints to OUT/checkpoint.pt, and "
+                    "writes OUT/best.pt, OUT/final.pt (and for FAS OUT/aux_best.pt, OUT/aux_final.pt: the first "
+                    "auxiliary network) plus OUT/train_summary.json.")
+    tr.add_argument("--problem", required=True, choices=["poisson", "darcy"], help="which PDE family")
+    tr.add_argument("--store", required=True, metavar="STORE", help="Zarr store written by `pde-data generate`")
+    tr.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
+                    help="network: the models.<problem>.<model> section of the params (default: mlp)")
+    tr.add_argument("--trainer", choices=["sgd", "adam", "fas"], default=None,
+                    help="sgd/adam: one-level training; fas: multilevel FAS with the train.fas params "
+                         "(default: train.trainer)")
+    tr.add_argument("--out", required=True, metavar="DIR", help="output directory of the model files")
+    tr.add_argument("--resume", action="store_true",
+                    help="continue from OUT/checkpoint.pt if present (same params and store); "
+                         "ends with the same result as an uninterrupted run")
+    tr.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    _add_common(tr)
+
+    ev = sub.add_parser(
+        "evaluate", help="test-split metrics and figures of a trained model",
+        description="Evaluate the networks of a model directory (best.pt = fine, aux_best.pt = first auxiliary, "
+                    "final.pt, aux_final.pt) on the test split of a store: mean squared error (paper: L2 loss), "
+                    "maximum absolute error (L-infinity) and relative L2 error, in physical units.")
+    ev.add_argument("--model-dir", required=True, metavar="DIR", help="output directory of `surrogate train`")
+    ev.add_argument("--store", required=True, metavar="STORE", help="Zarr store (its test split is used)")
+    ev.add_argument("--out", required=True, metavar="JSON", help="metrics file to write")
+    ev.add_argument("--plots", default=None, metavar="DIR",
+                    help="directory for samples.png (and parity_Q.png for Darcy)")
+    ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                    help="device for the forward passes (default: train.device of the params)")
+    _add_common(ev)
+
+    mc = sub.add_parser(
+        "mc", help="Monte Carlo estimate of the Darcy outflow QoI with a trained surrogate",
+        description="Draw N fresh log-permeability fields from the training store's random field (or the mc.field "
+                    "overrides), predict Q with the surrogate in batches, and report E[Q_sur], its standard "
+                    "error, 95% CI, Var(Q) and a histogram. With --fem-n M > 0, also solve the FEM problem "
+                    "(needs DOLFINx) on the first M fields and report the control-variate estimate "
+                    "mean_M(Q_fem - beta Q_sur) + beta mean_N(Q_sur), unbiased whatever the surrogate's bias, "
+                    "with its standard error and the variance reduction against plain FEM Monte Carlo of the "
+                    "same wall-clock cost. Defaults come from the mc section of the params.")
+    mc.add_argument("--model", required=True, metavar="DIR",
+                    help="model directory of `surrogate train` (its best.pt) or a model file")
+    mc.add_argument("--n", type=int, default=None, metavar="N", help="surrogate samples (default: mc.n)")
+    mc.add_argument("--fem-n", type=int, default=None, metavar="M",
+                    help="FEM solves on the first M fields; 0: surrogate only (default: mc.fem_n)")
+    mc.add_argument("--seed", type=int, default=None, help="seed of the fresh fields (default: mc.seed)")
+    mc.add_argument("--batch-size", type=int, default=None, help="fields per batch (default: mc.batch_size)")
+    mc.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
+                    help="device of the surrogate (default: mc.device)")
+    mc.add_argument("--out", default="metrics/mc_qoi.json", metavar="JSON",
+                    help="metrics file to write (default: metrics/mc_qoi.json)")
+    mc.add_argument("--plots", default="plots", metavar="DIR",
+                    help="directory for the histogram mc_qoi_hist.png (default: plots)")
+    mc.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    mc.add_argument("--params", default=None, metavar="YAML",
+                    help="parameter file (section mc); default: ./params.yaml if present, else the built-in defaults")
+    return parser
+
+
+def _train(args) -> int:
+    from surrogate import config
+    from surrogate.train import train
+
+    params = args.params if args.params is not None else _default_params()
+    cfg = config.resolve(params, problem=args.problem, model=args.model, trainer=args.trainer,
+                         overrides=args.overrides)
+    train(cfg, args.store, args.out, resume=args.resume, progress=not args.no_progress)
+    return 0
+
+
+def _evaluate(args) -> int:
+    from surrogate import config
+    from surrogate.evaluate import evaluate
+    from surrogate.train import pick_device
+
+    params = args.params if args.params is not None else _default_params()
+    sections = config.load_sections(params, args.overrides)
+    device = pick_device(args.device or sections["train"]["device"])
+    result = evaluate(args.model_dir, args.store, args.out, args.plots, device=device,
+                      batch_size=sections["data"]["eval_batch_size"])
+    for key in ("fine", "aux", "fine_final", "aux_final"):
+        if key in result:
+            txt = "; ".join(f"{t}: mse {m['mse']:.4g}, linf {m['linf']:.4g}, rel_l2 {m['rel_l2']:.4g}"
+                            for t, m in result[key].items())
+            print(f"{key:10s} {txt}")
+    return 0
+
+
+def _mc(args) -> int:
+    from surrogate import mc
+
+    params = args.params if args.params is not None else _default_params()
+    cfg = mc.resolve(params, n=args.n, fem_n=args.fem_n, seed=args.seed, batch_size=args.batch_size,
+                     device=args.device)
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", mc.MCWarning)
+        result = mc.estimate(args.model, cfg["n"], fem_n=cfg["fem_n"], seed=cfg["seed"],
+                             batch_size=cfg["batch_size"], device=cfg["device"], field_params=cfg["field"],
+                             progress=not args.no_progress)
+    for w in caught:
+        print(f"surrogate: warning: {w.message}", file=sys.stderr)
+    print(result.report())
+    print(f"metrics -> {result.write_json(args.out)}; histogram -> {result.plot(Path(args.plots) / 'mc_qoi_hist.png')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from surrogate.config import ConfigError
+    from surrogate.data import DataError
+    from surrogate.io import ModelFileError
+
+    handlers = {"train": _train, "evaluate": _evaluate, "mc": _mc}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        print("surrogate: interrupted (resume a training run with --resume)", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - user-facing errors become one clear line
+        from surrogate.train import ResumeError, TrainingDiverged
+
+        if isinstance(exc, TrainingDiverged):
+            print(f"surrogate: error: {exc}", file=sys.stderr)
+            return EXIT_DIVERGED
+        if isinstance(exc, (ConfigError, DataError, ModelFileError, ResumeError)):
+            print(f"surrogate: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

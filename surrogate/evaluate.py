@@ -1,0 +1,214 @@
+"""``surrogate evaluate``: test-split metrics and figures of a trained model directory.
+
+For each network file in the model directory -- ``best.pt`` (key ``fine``),
+``aux_best.pt`` (``aux``, the first auxiliary network of a FAS run),
+``final.pt`` (``fine_final``) and ``aux_final.pt`` (``aux_final``) -- the
+test split of the store (the split fractions the model was trained with) is
+predicted through :meth:`surrogate.io.Surrogate` and compared with the
+stored solutions in physical units: ``mse`` (the paper's "L2 loss"),
+``linf`` (maximum absolute error, "L-infinity") and ``rel_l2`` (relative L2
+error of the split), per target (``u``; ``Q`` and/or ``p``).
+
+The metrics JSON::
+
+    {"problem": ..., "store": {...}, "same_store_as_training": true, "n_test": ...,
+     "fine": {"u": {"mse": ..., "linf": ..., "rel_l2": ...}},
+     "aux": {...}, "fine_final": {...}, "aux_final": {...}}
+
+Figures (``--plots DIR``): ``samples.png`` (a few test samples: input,
+truth, prediction, error for the fine network; for a Q-only Darcy model the
+inputs with true/predicted Q), ``samples_aux.png`` for the auxiliary network,
+and for Darcy ``parity_Q.png`` (predicted vs true Q of the test split).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from surrogate.data import DataError, open_store
+from surrogate.io import ModelFileError, Surrogate, load
+from surrogate.metrics import ErrorAccumulator
+
+NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
+
+
+def _predict_split(model: Surrogate, store, index: np.ndarray, batch_size: int):
+    """Yield (fields, truth vector, prediction vector) in physical units, block by block."""
+    codec, layout = model.codec, model.layout
+    for a in range(0, len(index), batch_size):
+        part = index[a:a + batch_size]
+        fields = {name: store.read(name, part) for name in layout.arrays}
+        truth = codec.target_vector(fields)
+        with torch.no_grad():
+            xb = codec.encode_inputs(fields, model.device)
+            pred = codec.decode_vector(model.net(xb).reshape(xb.shape[0], -1))
+        yield fields, truth, pred
+
+
+def split_metrics(model: Surrogate, store, index: np.ndarray, batch_size: int = 1000,
+                 keep: int = 0) -> tuple[dict, dict]:
+    """Metrics per target of ``model`` on samples ``index``; also returns the first ``keep``
+    samples' inputs/truth/prediction and all Q values (for plots)."""
+    slices = model.codec.target_slices()
+    accs = {t: ErrorAccumulator() for t in slices}
+    kept: dict[str, list] = {"inputs": [], "truth": [], "pred": []}
+    q_true, q_pred = [], []
+    for fields, truth, pred in _predict_split(model, store, index, batch_size):
+        for t, sl in slices.items():
+            accs[t].add(torch.from_numpy(pred[:, sl]), torch.from_numpy(truth[:, sl]))
+        if "Q" in slices:
+            q_true.append(truth[:, slices["Q"]].ravel())
+            q_pred.append(pred[:, slices["Q"]].ravel())
+        have = sum(len(x) for x in kept["truth"])
+        if have < keep:
+            take = keep - have
+            kept["inputs"].append(fields[model.layout.inputs[0]][:take])
+            kept["truth"].append(truth[:take])
+            kept["pred"].append(pred[:take])
+    extra = {k: np.concatenate(v) if v else None for k, v in kept.items()}
+    if q_true:
+        extra["Q_true"], extra["Q_pred"] = np.concatenate(q_true), np.concatenate(q_pred)
+    return {t: a.result() for t, a in accs.items()}, extra
+
+
+def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = None,
+             plots: str | Path | None = None, *, device: str | torch.device = "cpu",
+             batch_size: int = 1000, n_plot: int = 4, allow_incomplete: bool | None = None) -> dict:
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelFileError(f"model directory {str(model_dir)!r} does not exist")
+    models = {key: load(model_dir / name, device) for key, name in NETWORK_FILES.items()
+              if (model_dir / name).exists()}
+    if "fine" not in models:
+        raise ModelFileError(f"model directory {str(model_dir)!r} has no best.pt "
+                             "(train it with `surrogate train ... --out DIR`)")
+    fine = models["fine"]
+    data_cfg = dict(fine.meta["data"])
+    if allow_incomplete is not None:
+        data_cfg["allow_incomplete"] = allow_incomplete
+    st = open_store(store, fine.problem)
+    st.check_complete(bool(data_cfg.get("allow_incomplete", False)))
+    if st.n != fine.layout.n:
+        raise DataError(f"store {str(store)!r} has a {st.n} x {st.n} grid; the model was trained on "
+                        f"{fine.layout.n} x {fine.layout.n}")
+    test_idx = st.split_indices(data_cfg["split"])["test"]
+    if len(test_idx) == 0:
+        raise DataError(f"store {str(store)!r}: the test split (data.split = {data_cfg['split']}) "
+                        "has no finished samples")
+    info = st.describe()
+    result: dict = {"problem": fine.problem, "model_dir": str(model_dir), "store": info,
+                    "same_store_as_training": info["fingerprint"] == fine.store_fingerprint,
+                    "n_test": int(len(test_idx)), "targets": list(fine.targets),
+                    "metric_definitions": {"mse": "mean squared error (paper: L2 loss)",
+                                           "linf": "maximum absolute error (paper: L-infinity loss)",
+                                           "rel_l2": "||pred - true||_2 / ||true||_2 over the test split"}}
+    extras = {}
+    for key, model in models.items():
+        metrics, extra = split_metrics(model, st, test_idx, batch_size, keep=n_plot)
+        result[key] = metrics
+        extras[key] = extra
+        result.setdefault("work_units", {})[key] = model.meta.get("work_units")
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(_finite(result), indent=2) + "\n")
+    if plots is not None:
+        make_plots(models, extras, Path(plots))
+    return result
+
+
+def _finite(obj):
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
+# --------------------------------------------------------------------------
+# figures
+# --------------------------------------------------------------------------
+def make_plots(models: Mapping[str, Surrogate], extras: Mapping[str, dict], plots: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    plots.mkdir(parents=True, exist_ok=True)
+    written = []
+    for key, fname in (("fine", "samples.png"), ("aux", "samples_aux.png")):
+        if key in models and extras[key].get("truth") is not None:
+            fig = _samples_figure(plt, models[key], extras[key], key)
+            fig.savefig(plots / fname, dpi=110)
+            plt.close(fig)
+            written.append(plots / fname)
+    if "Q" in models["fine"].targets:
+        fig, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
+        lo, hi = math.inf, -math.inf
+        for key, style in (("fine", dict(marker="o", color="C0")), ("aux", dict(marker="x", color="C1"))):
+            if key in extras and "Q_true" in extras[key]:
+                qt, qp = extras[key]["Q_true"], extras[key]["Q_pred"]
+                ax.scatter(qt, qp, s=12, alpha=0.7, label=f"{key} network", **style)
+                lo, hi = min(lo, qt.min(), qp.min()), max(hi, qt.max(), qp.max())
+        if math.isfinite(lo):
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="exact")
+        ax.set_xlabel("Q (FEM)")
+        ax.set_ylabel("Q (surrogate)")
+        ax.set_title("Darcy outflow QoI, test split")
+        ax.legend()
+        fig.savefig(plots / "parity_Q.png", dpi=110)
+        plt.close(fig)
+        written.append(plots / "parity_Q.png")
+    return written
+
+
+def _samples_figure(plt, model: Surrogate, extra: Mapping, key: str):
+    layout, codec = model.layout, model.codec
+    inputs, truth, pred = extra["inputs"], extra["truth"], extra["pred"]
+    k = len(truth)
+    fields = [t for t, s in zip(layout.targets, layout.target_shapes) if s]
+    tp, pp = codec.split_targets(truth), codec.split_targets(pred)
+    in_name = layout.inputs[0]
+    if fields:
+        f = fields[0]
+        fig, axes = plt.subplots(k, 4, figsize=(12, 2.8 * k), squeeze=False, constrained_layout=True)
+        for i in range(k):
+            err = pp[f][i] - tp[f][i]
+            panels = [(inputs[i], in_name, "viridis"), (tp[f][i], f"{f} (FEM)", "viridis"),
+                      (pp[f][i], f"{f} ({key} network)", "viridis"), (err, "error", "RdBu_r")]
+            vmax = max(np.abs(tp[f][i]).max(), np.abs(pp[f][i]).max())
+            for j, (img, title, cmap) in enumerate(panels):
+                ax = axes[i, j]
+                kw = {}
+                if j in (1, 2):
+                    kw = dict(vmin=min(tp[f][i].min(), pp[f][i].min()), vmax=vmax)
+                elif j == 3:
+                    e = np.abs(err).max() or 1.0
+                    kw = dict(vmin=-e, vmax=e)
+                im = ax.imshow(img, origin="lower", extent=(0, 1, 0, 1), cmap=cmap, **kw)
+                fig.colorbar(im, ax=ax, shrink=0.8)
+                extra_title = ""
+                if "Q" in tp and j == 0:
+                    extra_title = f"\nQ: FEM {tp['Q'][i]:.4g}, net {pp['Q'][i]:.4g}"
+                ax.set_title(title + extra_title, fontsize=9)
+                ax.set_xticks([])
+                ax.set_yticks([])
+    else:
+        fig, axes = plt.subplots(1, k, figsize=(3.2 * k, 3.2), squeeze=False, constrained_layout=True)
+        for i in range(k):
+            ax = axes[0, i]
+            im = ax.imshow(inputs[i], origin="lower", extent=(0, 1, 0, 1), cmap="viridis")
+            fig.colorbar(im, ax=ax, shrink=0.8)
+            ax.set_title(f"{in_name}\nQ: FEM {tp['Q'][i]:.4g}, net {pp['Q'][i]:.4g}", fontsize=9)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    fig.suptitle(f"{model.problem}: test samples, {key} network ({model.meta.get('selection')})")
+    return fig

@@ -1,0 +1,295 @@
+"""Model files, training checkpoints and :func:`load`.
+
+A model file is ``torch.save`` of a plain dict::
+
+    {"format": "pde-surrogate-model", "schema": 1,
+     "state_dict": {name: tensor},          # the network's parameters (CPU)
+     "meta": {...}}                         # JSON-able metadata (see below)
+
+``meta`` holds ``problem``, ``layout`` (grid size, input channels, targets),
+``grid`` (x, y coordinates), ``arch`` (what to build: kind, widths/channels),
+``model_config`` (the models.<problem>.<kind> section it was trained with),
+``normalization`` (training-split mean/std per channel and target),
+``train`` (the training params), ``config`` (the full resolved run config),
+``store`` (path, fingerprint, sample counts), ``role`` (``fine``/``aux``),
+``selection`` (``best``/``final``), ``work_units`` and the validation
+metrics at that point, and package versions.
+
+Files are read with ``torch.load(weights_only=True)``: loading never runs
+code from the file.  A crafted pickle, a truncated file, a file of another
+schema or a wrong input shape give a :class:`ModelFileError` /
+``ValueError`` that says what is wrong.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from surrogate.data import Codec, Layout
+
+MODEL_FORMAT = "pde-surrogate-model"
+CHECKPOINT_FORMAT = "pde-surrogate-checkpoint"
+SCHEMA = 1
+
+
+class ModelFileError(ValueError):
+    """A file that is not a usable surrogate model / checkpoint."""
+
+
+# --------------------------------------------------------------------------
+# raw file I/O
+# --------------------------------------------------------------------------
+def plain(obj: Any) -> Any:
+    """``obj`` with only types a weights-only load accepts (dict, list, tuple, str, int, float,
+    bool, None, tensors): ``torch.__version__`` is a ``str`` subclass, numpy scalars are not floats."""
+    if isinstance(obj, torch.Tensor) or obj is None or type(obj) in (bool, int, float, str):
+        return obj
+    if isinstance(obj, Mapping):
+        return {plain(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [plain(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(plain(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    for t in (bool, int, float, str):
+        if isinstance(obj, t):
+            return t(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    raise TypeError(f"cannot store an object of type {type(obj).__name__} in a surrogate file")
+
+
+def atomic_save(obj: Any, path: str | Path) -> None:
+    """``torch.save`` of :func:`plain` ``(obj)`` to ``path`` via a temporary file and ``os.replace``."""
+    obj = plain(obj)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def safe_load(path: str | Path, what: str = "surrogate") -> Any:
+    """``torch.load(weights_only=True)`` with errors that say what is wrong."""
+    path = Path(path)
+    if not path.exists():
+        raise ModelFileError(f"{what} file {str(path)!r} does not exist")
+    if path.is_dir():
+        raise ModelFileError(f"{str(path)!r} is a directory, not a {what} file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "Unsupported global" in ln or "WeightsUnpickler" in ln),
+                     lines[0] if lines else type(exc).__name__)
+        raise ModelFileError(
+            f"file {str(path)!r} is not a {what} file: it holds objects that a weights-only load refuses "
+            f"to build, so it was not loaded (nothing in it was executed). Detail: {first}") from None
+    except Exception as exc:  # noqa: BLE001 - zip/EOF/key errors of a damaged file
+        raise ModelFileError(f"file {str(path)!r} is truncated or not a {what} file "
+                             f"({type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''})"
+                             ) from None
+
+
+def _check_header(obj: Any, path: str | Path, fmt: str, what: str) -> None:
+    if not isinstance(obj, dict) or "format" not in obj:
+        raise ModelFileError(f"file {str(path)!r} is not a {what} file (no format header)")
+    if obj["format"] != fmt:
+        raise ModelFileError(f"file {str(path)!r} is a {obj['format']!r} file, not a {what} file ({fmt!r})")
+    if obj.get("schema") != SCHEMA:
+        raise ModelFileError(f"file {str(path)!r} has schema {obj.get('schema')!r}; this version of surrogate "
+                             f"reads schema {SCHEMA} (re-train the model or use the matching package version)")
+
+
+def save_model(path: str | Path, net: torch.nn.Module, meta: Mapping) -> None:
+    state = {k: v.detach().to("cpu").clone() for k, v in net.state_dict().items()}
+    atomic_save({"format": MODEL_FORMAT, "schema": SCHEMA, "state_dict": state, "meta": dict(meta)}, path)
+
+
+def read_model_file(path: str | Path) -> tuple[dict[str, torch.Tensor], dict]:
+    obj = safe_load(path, "surrogate model")
+    _check_header(obj, path, MODEL_FORMAT, "surrogate model")
+    state, meta = obj.get("state_dict"), obj.get("meta")
+    if not isinstance(state, dict) or not isinstance(meta, dict):
+        raise ModelFileError(f"file {str(path)!r} is damaged: missing state_dict or meta")
+    for key in ("problem", "layout", "arch", "normalization"):
+        if key not in meta:
+            raise ModelFileError(f"file {str(path)!r} is damaged: its metadata has no {key!r}")
+    return state, meta
+
+
+def save_checkpoint(path: str | Path, payload: Mapping) -> None:
+    atomic_save({"format": CHECKPOINT_FORMAT, "schema": SCHEMA, **payload}, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    obj = safe_load(path, "training checkpoint")
+    _check_header(obj, path, CHECKPOINT_FORMAT, "training checkpoint")
+    return obj
+
+
+# --------------------------------------------------------------------------
+# networks from metadata
+# --------------------------------------------------------------------------
+def build_net(arch: Mapping) -> torch.nn.Module:
+    """Build the network described by ``arch`` (see :func:`arch_of`)."""
+    from surrogate import models
+
+    kind = arch.get("kind")
+    if kind == "mlp":
+        return models.MLP([int(w) for w in arch["widths"]])
+    if kind == "cnn":
+        return models.CNN(int(arch["in_channels"]), [tuple(int(v) for v in c) for c in arch["conv"]],
+                          [int(w) for w in arch["fc"]], int(arch["out"]), tuple(int(v) for v in arch["in_size"]))
+    raise ModelFileError(f"unknown network kind {kind!r} in model metadata (allowed: 'mlp', 'cnn')")
+
+
+def make_net(model_cfg: Mapping, layout: Layout) -> torch.nn.Module:
+    """The fine network for the ``models.<problem>.<kind>`` section on ``layout``."""
+    from surrogate import models
+
+    try:
+        return models.build_model(model_cfg, layout.in_shape, layout.out_dim)
+    except ValueError as exc:
+        from surrogate.config import ConfigError
+
+        raise ConfigError(f"models.{layout.problem}.{model_cfg.get('kind')} on the store's "
+                          f"{layout.n} x {layout.n} grid: {exc}") from None
+
+
+def arch_of(net: torch.nn.Module) -> dict:
+    """JSON-able constructor arguments of an MLP/CNN (fine or coarsened)."""
+    from surrogate import models
+
+    if isinstance(net, models.MLP):
+        return {"kind": "mlp", "widths": [int(w) for w in net.widths]}
+    if isinstance(net, models.CNN):
+        return {"kind": "cnn", "in_channels": net.in_channels, "conv": [list(c) for c in net.conv],
+                "fc": list(net.fc), "out": net.out, "in_size": list(net.in_size)}
+    raise TypeError(f"cannot describe network of type {type(net).__name__}")
+
+
+# --------------------------------------------------------------------------
+# loading a trained surrogate
+# --------------------------------------------------------------------------
+class Surrogate:
+    """A trained network with its metadata; :meth:`predict` works in physical units."""
+
+    def __init__(self, net: torch.nn.Module, meta: dict, device: torch.device | str = "cpu",
+                 path: str | None = None):
+        self.net = net.to(device).eval()
+        self.meta = meta
+        self.path = path
+        self.device = torch.device(device)
+        self.layout = Layout.from_dict(meta["layout"])
+        self.codec = Codec(self.layout, meta["normalization"], flat=meta["arch"]["kind"] == "mlp")
+        grid = meta.get("grid") or {}
+        if "x" in grid and "y" in grid:
+            self.codec.set_grid(np.asarray(grid["x"], dtype=np.float64), np.asarray(grid["y"], dtype=np.float64))
+
+    # -- metadata shortcuts -------------------------------------------------------
+    problem = property(lambda self: self.meta["problem"])
+    grid = property(lambda self: self.meta.get("grid"))
+    model_config = property(lambda self: self.meta.get("model_config"))
+    arch = property(lambda self: self.meta["arch"])
+    normalization = property(lambda self: self.meta["normalization"])
+    train_params = property(lambda self: self.meta.get("train"))
+    store = property(lambda self: self.meta.get("store"))
+    store_fingerprint = property(lambda self: (self.meta.get("store") or {}).get("fingerprint"))
+    targets = property(lambda self: tuple(self.layout.targets))
+
+    def __repr__(self) -> str:
+        return (f"Surrogate(problem={self.problem!r}, net={self.arch['kind']!r}, role={self.meta.get('role')!r}, "
+                f"selection={self.meta.get('selection')!r}, targets={list(self.targets)}, n={self.layout.n})")
+
+    def input_help(self) -> str:
+        n, chans = self.layout.n, self.layout.channels
+        if self.problem == "poisson":
+            return (f"kappa of shape ({n}, {n}) or (B, {n}, {n}), or the full input "
+                    f"({', '.join(chans)}) of shape (B, {len(chans)}, {n}, {n})")
+        return f"log_k cell values of shape ({n}, {n}) or (B, {n}, {n}) (or (B, 1, {n}, {n}))"
+
+    def _fields(self, x: Any) -> tuple[dict[str, np.ndarray], bool]:
+        try:
+            a = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"predict: input must be a numeric array; expected {self.input_help()}") from None
+        n, c = self.layout.n, len(self.layout.channels)
+        shape = a.shape
+        single = False
+        if a.ndim == 2 and shape == (n, n):
+            a, single = a[None, None], True
+        elif a.ndim == 3 and shape[1:] == (n, n):
+            a = a[:, None]
+        elif a.ndim == 4 and shape[1:] in ((c, n, n), (1, n, n)):
+            pass
+        else:
+            raise ValueError(f"predict: wrong input shape {shape}; expected {self.input_help()}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError("predict: the input contains NaN or inf values")
+        fields = {self.layout.inputs[0]: a[:, 0]}
+        if a.shape[1] == c and c > 1:
+            fields.update({ch: a[:, i] for i, ch in enumerate(self.layout.channels)})
+        return fields, single
+
+    @torch.no_grad()
+    def predict(self, x: Any, batch_size: int = 4096) -> np.ndarray | dict[str, np.ndarray]:
+        """Physical-unit prediction for one sample or a batch.
+
+        Poisson: ``kappa`` (n, n) -> ``u`` (n, n); batches (B, n, n) -> (B, n, n).
+        Darcy: ``log_k`` (n, n) -> ``Q`` (float array of shape ()) or ``p`` (n, n);
+        batches -> (B,) / (B, n, n).  With two targets (``Q+p``) a dict
+        ``{"Q": ..., "p": ...}`` is returned.
+        """
+        fields, single = self._fields(x)
+        b = next(iter(fields.values())).shape[0]
+        outs = []
+        stack = self.codec.stack_inputs(fields)
+        for a in range(0, b, batch_size):
+            xb = self.codec.encode_stack(stack[a:a + batch_size], self.device)
+            outs.append(self.codec.decode_vector(self.net(xb).reshape(xb.shape[0], -1)))
+        vec = np.concatenate(outs) if outs else np.zeros((0, self.layout.out_dim))
+        parts = self.codec.split_targets(vec)
+        if single:
+            parts = {k: v[0] for k, v in parts.items()}
+        return parts[self.layout.targets[0]] if len(parts) == 1 else parts
+
+
+def load(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:
+    """Load a surrogate saved by ``surrogate train`` (never executes code from the file).
+
+    ``path`` is a model file (``best.pt``, ``final.pt``, ``aux_best.pt`` ...)
+    or a model directory (then its ``best.pt``).
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "best.pt"
+    state, meta = read_model_file(path)
+    try:
+        net = build_net(meta["arch"])
+        net.load_state_dict(state)
+    except ModelFileError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise ModelFileError(f"file {str(path)!r}: its weights do not fit the network its metadata "
+                             f"describes ({type(exc).__name__}: {exc})") from None
+    return Surrogate(net, meta, device, str(path))
+
