@@ -64,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="continue from OUT/checkpoint.pt if present (same params and store); "
                          "ends with the same result as an uninterrupted run")
     tr.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
+    tr.add_argument("--live-dir", default=None, metavar="DIR",
+                    help="dvclive directory of the loss curves (default: OUT/dvclive); a DVC stage puts it "
+                         "outside OUT so that its metrics and plots do not overlap the model output")
     _add_common(tr)
 
     ev = sub.add_parser(
@@ -115,7 +118,7 @@ def _train(args) -> int:
     params = args.params if args.params is not None else _default_params()
     cfg = config.resolve(params, problem=args.problem, model=args.model, trainer=args.trainer,
                          overrides=args.overrides)
-    train(cfg, args.store, args.out, resume=args.resume, progress=not args.no_progress)
+    train(cfg, args.store, args.out, resume=args.resume, progress=not args.no_progress, live_dir=args.live_dir)
     return 0
 
 

@@ -155,12 +155,11 @@ def _versions() -> dict[str, str]:
 class _Logger:
     """dvclive + tqdm; replays the history after a resume so the curves have no gaps or duplicates."""
 
-    def __init__(self, out: Path, enabled: bool, progress: bool, budget: float, initial: float):
+    def __init__(self, live_dir: Path | None, progress: bool, budget: float, initial: float):
         self.live = None
-        if enabled:
+        if live_dir is not None:
             from dvclive import Live
 
-            live_dir = out / LIVE_DIR
             shutil.rmtree(live_dir, ignore_errors=True)
             self.live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
         from tqdm.auto import tqdm
@@ -253,7 +252,8 @@ def _model_meta(cfg: Mapping, dataset: Dataset, net: torch.nn.Module, role: str,
 
 
 def train(cfg: Mapping, store: str | Path, out: str | Path, *, resume: bool = False, progress: bool = True,
-          live: bool = True, callback: Callable[[Mapping], None] | None = None, verbose: bool = True) -> dict:
+          live: bool = True, live_dir: str | Path | None = None, callback: Callable[[Mapping], None] | None = None,
+          verbose: bool = True) -> dict:
     """Train as configured by ``cfg`` (from :func:`surrogate.config.resolve`); returns the summary.
 
     ``callback(state)`` is called after every cycle with ``{"work_units",
@@ -318,7 +318,8 @@ def train(cfg: Mapping, store: str | Path, out: str | Path, *, resume: bool = Fa
         ce = t["checkpoint_every_wu"]  # may have changed on resume
         loop["next_ckpt"] = (math.floor(loop["work_units"] / ce + 1e-9) + 1) * ce
 
-    logger = _Logger(out, live, progress, budget, loop["work_units"])
+    logger = _Logger((Path(live_dir) if live_dir is not None else out / LIVE_DIR) if live else None,
+                     progress, budget, loop["work_units"])
     for rec in history:
         logger.record(rec)
 
