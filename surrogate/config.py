@@ -93,7 +93,8 @@ DEFAULTS: dict[str, Any] = {
             "order": "natural",
             "rematch_every": 50,
         },
-        "by_problem": {"poisson": {}, "darcy": {"weight_decay": 1e-6}},
+        "by_problem": {"poisson": {}, "darcy": {"weight_decay": 1e-6,
+                                                "fas": {"pre": 2, "coarse": 2, "post": 2, "rematch_every": 10}}},
     },
 }
 
