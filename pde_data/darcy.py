@@ -59,6 +59,7 @@ from petsc4py import PETSc
 
 from pde_data.config import Choice, ConfigError, Float, Int, Spec
 from pde_data.fields import LOG_FLOAT64_MAX, GaussianRandomField, cell_centres, check_field_params
+from pde_data.lu import direct_solver
 
 SIDES = ("left", "right", "bottom", "top")
 _SIDE_TAG = {"left": 1, "right": 2, "bottom": 3, "top": 4}
@@ -68,14 +69,6 @@ _SIDE_MARKER = {
     "bottom": lambda x: np.isclose(x[1], 0.0),
     "top": lambda x: np.isclose(x[1], 1.0),
 }
-
-
-def _direct_solver_type() -> str | None:
-    """The first LU package PETSc has that pivots (needed for the saddle-point matrix)."""
-    for package in ("mumps", "superlu_dist", "umfpack", "superlu"):
-        if PETSc.Sys.hasExternalPackage(package):
-            return package
-    return None
 
 
 class DarcyProblem:
@@ -195,14 +188,7 @@ class DarcyProblem:
         self.A = fem_petsc.create_matrix(self.a)
 
         # 7. One direct solver, refactorised (numerically) when A changes.
-        self.ksp = PETSc.KSP().create(MPI.COMM_SELF)
-        self.ksp.setOperators(self.A)
-        self.ksp.setType(PETSc.KSP.Type.PREONLY)
-        pc = self.ksp.getPC()
-        pc.setType(PETSc.PC.Type.LU)
-        self.lu_package = _direct_solver_type()
-        if self.lu_package is not None:
-            pc.setFactorSolverType(self.lu_package)
+        self.ksp = direct_solver(self.A, pivoting=True)
 
         # 8. Cell <-> image maps: image index (row * n + col) of each cell,
         #    the k^-1 dof of each image pixel, the pressure dof (in W) of each pixel.

@@ -33,6 +33,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from pde_data.config import Float, Int, Range, Spec
+from pde_data.lu import direct_solver
 
 THETA_NAMES = ("kx", "ky", "ax", "ay", "alpha")
 
@@ -122,10 +123,7 @@ class PoissonProblem:
         self.A = fem_petsc.create_matrix(self.a)
 
         # 6. One direct solver (LU), refactorised when the matrix changes.
-        self.ksp = PETSc.KSP().create(MPI.COMM_SELF)
-        self.ksp.setOperators(self.A)
-        self.ksp.setType(PETSc.KSP.Type.PREONLY)
-        self.ksp.getPC().setType(PETSc.PC.Type.LU)
+        self.ksp = direct_solver(self.A)
 
         # 7. Grid transfer. u: the P1 dof at each grid point (flat index
         #    row * n + col). Flux: per cell the gradient operator (2 x 3 on

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,19 +14,14 @@ import zarr
 
 from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.store import StoreError, open_store
+from store_samples import assert_same_samples as assert_same, read_samples
 
 FIELDS = ("log_k", "p", "Q", "Q_in")
 SMALL = {"n": 8, "samples": 12, "chunk": 4, "seed": 0}
 
 
-def read(path):
-    group, _ = open_store(path)
-    return {name: group[name][:] for name in (*FIELDS, "done")}
-
-
-def assert_same_samples(a, b):
-    for name in FIELDS:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+read = partial(read_samples, fields=FIELDS)
+assert_same_samples = partial(assert_same, fields=FIELDS)
 
 
 def test_layout_attributes_and_samples_from_seed_and_index(tmp_path, write_params):

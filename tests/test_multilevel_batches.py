@@ -8,13 +8,7 @@ from surrogate.multilevel import FASTrainer, MinibatchStream, build_hierarchy
 from surrogate.multilevel.smoother import Level
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP barrier stalls on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.mark.parametrize("n,b", [(40, 8), (43, 8), (5, 8), (17, 1)])

@@ -12,13 +12,7 @@ from surrogate.multilevel import DivergenceError, FASTrainer, MinibatchStream, b
 from surrogate.multilevel.optim import prolong_momentum, restrict_state
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP barrier stalls on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def problem(n=64, seed=0, dtype=torch.float32):

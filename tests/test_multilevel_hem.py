@@ -7,13 +7,7 @@ from surrogate.models import CNN
 from surrogate.multilevel import build_hierarchy, cosine_strength, heavy_edge_matching
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: one thread avoids OpenMP barrier stalls on a shared CPU."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def check_aggregation(zeta, n_c, n):

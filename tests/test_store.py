@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import pytest
@@ -12,18 +13,11 @@ import zarr
 
 from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.store import StoreError, open_store
+from store_samples import assert_same_samples as assert_same, read_samples
 
 FIELDS = ("theta", "kappa", "f", "u", "flux")
-
-
-def read(path):
-    group, _ = open_store(path)
-    return {name: group[name][:] for name in (*FIELDS, "done")}
-
-
-def assert_same_samples(a, b):
-    for name in FIELDS:
-        np.testing.assert_array_equal(a[name], b[name], err_msg=name)
+read = partial(read_samples, fields=FIELDS)
+assert_same_samples = partial(assert_same, fields=FIELDS)
 
 
 def test_store_layout_and_attributes(tmp_path, write_params):
