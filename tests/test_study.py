@@ -1,0 +1,203 @@
+"""benchmarks/study.py + benchmarks/study_report.py: paired statistics, run plan, report, --quick end to end."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+study_report = importlib.import_module("study_report")
+study = importlib.import_module("study")
+
+
+# --------------------------------------------------------------------------
+# statistics
+# --------------------------------------------------------------------------
+@pytest.mark.parametrize("df, q, expected", [(1, 0.975, 12.706204736), (4, 0.975, 2.776445105),
+                                             (30, 0.975, 2.042272456), (4, 0.025, -2.776445105),
+                                             (10, 0.95, 1.812461123)])
+def test_t_quantiles_match_tables(df, q, expected):
+    assert study_report.t_ppf(q, df) == pytest.approx(expected, rel=1e-7)
+    assert study_report.t_cdf(expected, df) == pytest.approx(q, abs=1e-9)
+
+
+def test_t_cdf_symmetry_and_centre():
+    assert study_report.t_cdf(0.0, 5) == pytest.approx(0.5)
+    assert study_report.t_cdf(1.3, 7) + study_report.t_cdf(-1.3, 7) == pytest.approx(1.0)
+
+
+def test_sign_test_exact_binomial():
+    assert study_report.sign_test(1, 9) == pytest.approx(22 / 1024)      # 2 * (1 + 10) / 2^10
+    assert study_report.sign_test(9, 1) == pytest.approx(22 / 1024)
+    assert study_report.sign_test(5, 0) == pytest.approx(0.0625)         # best possible with 5 seeds
+    assert study_report.sign_test(3, 3) == 1.0
+    assert study_report.sign_test(0, 0) == 1.0
+
+
+def test_paired_clear_shift_is_a_win_and_reverse_a_loss():
+    base = [1.00, 1.20, 0.90, 1.10, 1.05]
+    fas = [b - 0.5 + e for b, e in zip(base, [0.01, -0.02, 0.015, 0.0, -0.01])]
+    p = study_report.paired(fas, base)
+    assert p["verdict"] == "win"
+    assert p["ci"][1] < 0 and p["mean"] == pytest.approx(-0.501, abs=1e-9)
+    assert p["better"] == 5 and p["worse"] == 0 and p["sign_p"] == pytest.approx(0.0625)
+    assert p["rel"] == pytest.approx(-0.501 / 1.05)
+    q = study_report.paired(base, fas)
+    assert q["verdict"] == "loss" and q["ci"][0] > 0
+
+
+def test_paired_noise_is_a_tie():
+    base = [1.0, 1.1, 0.9, 1.05, 0.95]
+    fas = [1.02, 1.05, 0.97, 1.04, 0.99]   # differences +.02 -.05 +.07 -.01 +.04
+    p = study_report.paired(fas, base)
+    assert p["verdict"] == "tie"
+    assert p["ci"][0] < 0 < p["ci"][1]
+    assert (p["better"], p["worse"]) == (2, 3)
+
+
+def test_paired_with_a_diverged_run():
+    inf = math.inf
+    p = study_report.paired([1.0, 1.0, inf], [2.0, 2.0, 2.0])
+    assert p["ci"] is None and p["verdict"] == "tie" and (p["better"], p["worse"]) == (2, 1)
+    p = study_report.paired([1.0, 1.0, 1.0], [2.0, inf, 2.0])
+    assert p["ci"] is None and p["verdict"] == "win"
+    assert study_report.paired([1.0], [2.0])["verdict"] == "n/a"
+
+
+def _record(wu_flops, wu_paper, val, status="ok"):
+    return {"status": status, "curve": {"wu_flops": wu_flops, "wu_paper": wu_paper, "val_mse": val}}
+
+
+def test_readout_cuts_the_curve_at_the_budget_in_either_measure():
+    r = _record([0, 10, 20, 30], [0, 8, 16, 24], [5.0, 2.0, 3.0, 1.0])
+    assert study_report.readout(r, "val_mse", "flops", 20, "best") == 2.0
+    assert study_report.readout(r, "val_mse", "flops", 20, "final") == 3.0
+    assert study_report.readout(r, "val_mse", "paper", 24, "final") == 1.0
+    assert study_report.readout(r, "val_mse", "flops", 29.9, "best") == 2.0
+    d = _record([0, 10], [0, 10], [5.0, 2.0], status="diverged")
+    assert study_report.readout(d, "val_mse", "flops", 10, "best") == 2.0     # before the divergence
+    assert study_report.readout(d, "val_mse", "flops", 20, "best") == math.inf
+
+
+# --------------------------------------------------------------------------
+# the run plan
+# --------------------------------------------------------------------------
+def test_full_plan_fixed_split_equal_budgets_and_seeded_runs(tmp_path):
+    spec = study.build_spec("full")
+    stores = {"poisson": tmp_path / "p.zarr", "darcy": tmp_path / "d.zarr"}
+    tasks = study.plan(spec, tmp_path, stores, params=str(ROOT / "params.yaml"), device="cpu")
+    main = [t for t in tasks if t["group"] == "main"]
+    assert len(main) == 4 * 8 * 5
+    for setup in spec["setups"]:
+        runs = [t for t in main if t["setup"] == setup]
+        assert {t["method"] for t in runs} == set(study.METHODS)
+        assert len({t["cfg"]["train"]["budget_wu"] for t in runs}) == 1
+        assert {t["cfg"]["train"]["work_measure"] for t in runs} == {"flops"}
+        assert len({json.dumps(t["cfg"]["data"], sort_keys=True) for t in runs}) == 1      # fixed split
+        assert {t["cfg"]["train"]["seed"] for t in runs} == set(range(5))
+        for t in runs:
+            d = spec["method_defs"][t["method"]]
+            tr = t["cfg"]["train"]
+            assert tr["trainer"] == d["trainer"] and tr["fas"]["levels"] == d["levels"]
+            assert tr["lr"] == d["lr"] and tr["momentum"] == 0.9
+            if d["trainer"] == "fas":
+                assert tr["fas"]["tau"] == d["tau"]
+                assert (tr["fas"]["alpha_p"], tr["fas"]["alpha_m"], tr["fas"]["gamma"]) == (1.0, 0.2, 0.125)
+                assert tr["fas"]["eta"] == pytest.approx(2 * math.sqrt(2))
+    pfc = spec["setups"]["poisson_fc"]
+    assert (pfc["n_samples"], pfc["budget_wu"], pfc["arch"]["hidden"]) == (10000, 10000, [400, 400])
+    regime = [t for t in tasks if t["group"] == "regime"]
+    for t in regime:
+        assert t["cfg"]["train"]["budget_wu"] == spec["regime"]["budget_wu"]
+        frac = t["cfg"]["data"]["split"]["train"]
+        assert math.floor(frac * pfc["n_samples"] + 1e-9) == t["n_train"]
+    assert {t["n_train"] for t in regime} == set(spec["regime"]["n_train"])
+
+
+def test_level1_flop_cost_of_the_paper_poisson_fc_net():
+    spec = study.build_spec("full")
+    assert study.level1_cost(spec, "poisson_fc", str(ROOT / "params.yaml")) == pytest.approx(0.48, abs=0.01)
+
+
+# --------------------------------------------------------------------------
+# the report, on synthetic records (fast; no training)
+# --------------------------------------------------------------------------
+def _synthetic_results():
+    spec = study.build_spec("quick", setups=["poisson_fc", "darcy_fc"])
+    for s in spec["setups"].values():
+        s["flops_ratio_level1"] = 0.5
+    records = []
+    for setup in ("poisson_fc", "darcy_fc"):
+        B, ev = spec["setups"][setup]["budget_wu"], spec["setups"][setup]["eval_every_wu"]
+        for m in spec["methods"]:
+            d = spec["method_defs"][m]
+            for seed in range(spec["seeds"]):
+                wu = [ev * i for i in range(int(B / ev) + 1)]
+                ratio = 0.85 if d["trainer"] == "fas" else 1.0
+                # FAS clearly better on poisson_fc, the same as SGD (up to noise) on darcy_fc
+                gain = 0.5 if (d["trainer"] == "fas" and setup == "poisson_fc") else 1.0
+                # seed noise shared by all methods + a small per-method part that flips sign with the seed
+                noise = 1.0 + 0.05 * (seed - 1) + 1e-3 * (-1) ** seed * (1 + spec["methods"].index(m))
+                val = [gain * noise * (1.0 + 10.0 / (1.0 + w)) for w in wu]
+                curve = {"wu_flops": wu, "wu_paper": [w * ratio for w in wu], "val_mse": val,
+                         "val_linf": [10 * v for v in val], "train_mse": [0.9 * v for v in val],
+                         "train_linf": [9 * v for v in val], "step": [round(w) for w in wu]}
+                if d["trainer"] == "fas":
+                    curve["aux_val_mse"] = list(val)
+                    curve["aux_val_linf"] = [10 * v for v in val]
+                records.append({"run_id": f"{setup}/{m}/seed{seed}", "setup": setup, "method": m, "seed": seed,
+                                "group": "main", "n_train": spec["setups"][setup]["n_train"], "budget_wu": B,
+                                "status": "ok", "device": "cpu", "wall_s": 1.0, "curve": curve})
+    return {"spec": spec, "records": records, "threads": 2, "command": "python benchmarks/study.py --quick"}
+
+
+def test_report_from_synthetic_results(tmp_path):
+    info = study_report.build_report(_synthetic_results(), tmp_path, command="python benchmarks/study.py --quick")
+    md = (tmp_path / "RESULTS.md").read_text()
+    assert "python benchmarks/study.py --quick" in md
+    assert "## Conclusion" in md and "Table 1 shape" in md and "Table 2 shape" in md
+    assert "Poisson FC: FAS beats SGD in 24 of 24 comparisons and never loses" in md
+    assert "Darcy FC: FAS ties SGD in all 24 comparisons" in md
+    for png in info["pngs"]:
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    wins = [v for v in info["verdicts"]["main"] if v["setup"] == "poisson_fc" and v["how"] == "best"
+            and v["measure"] == "flops"]
+    assert wins and all(v["verdict"] == "win" for v in wins)
+
+
+# --------------------------------------------------------------------------
+# --quick end to end (generates tiny stores with DOLFINx and trains ~100 tiny runs)
+# --------------------------------------------------------------------------
+@pytest.mark.slow
+def test_quick_study_end_to_end(tmp_path):
+    out = tmp_path / "study"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "study.py"), "--quick", "--out", str(out)]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert res.returncode == 0, res.stderr[-4000:]
+    assert "expected wall time" in res.stderr
+    results = json.loads((out / "results.json").read_text())
+    spec = results["spec"]
+    n_main = len(spec["setups"]) * len(spec["methods"]) * spec["seeds"]
+    n_reg = len(spec["regime"]["n_train"]) * len(spec["regime"]["methods"]) * spec["regime"]["seeds"]
+    assert len(results["records"]) == n_main + n_reg
+    for r in results["records"]:
+        assert r["curve"]["wu_flops"][-1] >= r["budget_wu"] or r["status"] != "ok"
+        assert len(r["curve"]["val_mse"]) == len(r["curve"]["wu_paper"]) >= 2
+    md = (out / "docs" / "RESULTS.md").read_text()
+    assert "python benchmarks/study.py --quick --out" in md
+    assert "| One-level SGD |" in md and any(ch.isdigit() for ch in md.split("| One-level SGD |")[1][:40])
+    pngs = sorted((out / "docs").glob("*.png"))
+    assert len(pngs) == len(spec["setups"]) + 1
+    assert all(p.stat().st_size > 10_000 for p in pngs)
+    assert json.loads((out / "summary.json").read_text())["verdicts"]["main"]
+    # a second call skips every finished run
+    res2 = subprocess.run(cmd + ["--no-report"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res2.returncode == 0, res2.stderr[-4000:]
+    assert f"{n_main + n_reg} of {n_main + n_reg} runs already done; 0 to run" in res2.stderr
