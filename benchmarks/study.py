@@ -211,7 +211,7 @@ def build_spec(preset_name: str, seeds: int | None = None, setups: list[str] | N
         spec["regime"]["seeds"] = min(spec["regime"]["seeds"], int(seeds))
     spec["methods"] = list(METHODS)
     spec["method_defs"] = method_defs()
-    for name, s in spec["setups"].items():
+    for s in spec["setups"].values():
         s["n_samples"] = spec["data"][s["problem"]]
         s["n_train"], s["n_val"] = _split_sizes(s["n_samples"], spec["split"])
     spec["selected"] = list(setups) if setups else list(spec["setups"])

@@ -505,7 +505,7 @@ class MCResult:
         if self.control_variate is not None:
             rows += [("control variate", self.control_variate, "C2"),
                      (f"plain FEM\n(M = {self.fem_n})", self.fem, "C3")]
-        for k, (label, st, color) in enumerate(rows):
+        for k, (_, st, color) in enumerate(rows):
             ax2.errorbar(st["mean"], k, xerr=Z95 * st["se"], fmt="o", color=color, capsize=5, lw=2)
         ax2.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
         ax2.set_ylim(-0.7, len(rows) - 0.3)

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 @pytest.mark.parametrize("n,b", [(40, 8), (43, 8), (5, 8), (17, 1)])
 def test_each_epoch_visits_every_sample_once(n, b):
     stream = MinibatchStream(n, b, seed=3)
-    for epoch in range(3):
+    for _ in range(3):
         batches = [stream.next() for _ in range(stream.batches_per_epoch)]
         assert [len(x) for x in batches[:-1]] == [b] * (len(batches) - 1)
         assert sorted(torch.cat(batches).tolist()) == list(range(n))
