@@ -617,7 +617,9 @@ def build_report(results: Mapping, docs: str | Path, *, command: str | None = No
     L.append("## All methods, both accountings (shape of the paper's Table 3)")
     L.append("")
     L.append("Best values, mean ± sd over seeds; *aux 1* is the first auxiliary (once-coarsened) network of the "
-             "same FAS run. Wall time: mean training-loop seconds per run (evaluations included).")
+             "same FAS run. Wall time: training-loop seconds per run (evaluations included), median over seeds with "
+             "the range in brackets; it is a single measurement per run on a machine that may have been running "
+             "other work, so a wide range marks contention rather than a property of the method.")
     L.append("")
     for s in study.setups:
         accs = study.accountings(s)
@@ -633,8 +635,9 @@ def build_report(results: Mapping, docs: str | Path, *, command: str | None = No
                     for metric in ("mse", "linf"):
                         cells.append("n/a" if aux else fmt_ms(*mean_sd(
                             study.values(s, m, f"train_{metric}", measure, B, "best").values())))
-            walls = [float(r.get("wall_s") or math.nan) for r in study.runs(s, m).values()]
-            cells.append("" if aux else fmt(mean_sd(walls)[0]))
+            walls = [float(r["wall_s"]) for r in study.runs(s, m).values() if r.get("wall_s")]
+            cells.append("" if aux or not walls else
+                         f"{fmt(float(np.median(walls)))} ({fmt(min(walls))}–{fmt(max(walls))})")
             rows.append([_label(study, m, aux)] + cells)
         (_, _, Bf), (_, _, Bp) = accs
         L += _table(["method", f"val L2 @ {fmt(Bf)} FLOP WU", "val L∞", "train L2", "train L∞",
