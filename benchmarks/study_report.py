@@ -248,6 +248,8 @@ def fmt(v: float | None, digits: int = 3) -> str:
     if v == 0:
         return "0"
     a = abs(v)
+    if float(v).is_integer() and a < 1e6:
+        return str(int(v))
     if 1e-2 <= a < 1e3:
         return f"{v:.{digits}g}"
     return f"{v:.{digits - 1}e}"
@@ -265,6 +267,24 @@ def fmt_pair(p: Mapping) -> str:
     rel = "" if p["rel"] is None else f" ({100 * p['rel']:+.0f}%)"
     return (f"{fmt(p['mean'], 2)}{rel} [{fmt(p['ci'][0], 2)}, {fmt(p['ci'][1], 2)}]; {sign} "
             f"**{p['verdict']}**")
+
+
+def _regime_cells(reg: Sequence[Mapping], verdict: str) -> str:
+    """The regime-map cells with ``verdict``, whole training-set sizes or FAS runs named once."""
+    hit = [v for v in reg if v["verdict"] == verdict]
+    if not hit:
+        return "no cell"
+    if len(hit) == len(reg):
+        return f"all {len(reg)} cells"
+    parts = []
+    for n in dict.fromkeys(v["n_train"] for v in reg):
+        row, row_hit = [v for v in reg if v["n_train"] == n], [v for v in hit if v["n_train"] == n]
+        if row_hit and len(row_hit) == len(row):
+            parts.append(f"every cell at {n} samples")
+            continue
+        for v in row_hit:
+            parts.append(f"{n} samples / {v['fas']} ({v['panel'].replace('_', ' ').replace('mse', 'MSE')})")
+    return ", ".join(parts)
 
 
 def _rel_verdict(p: Mapping) -> str:
@@ -510,7 +530,7 @@ def build_report(results: Mapping, docs: str | Path, *, command: str | None = No
     study = Study(results)
     spec = study.spec
     L: list[str] = []
-    verdicts: dict[str, Any] = {"main": [], "regime": []}
+    verdicts: dict[str, Any] = {"main": [], "regime": [], "regime_sgd": []}
 
     L.append("# FAS against SGD and Adam: study results")
     L.append("")
@@ -771,6 +791,7 @@ def build_report(results: Mapping, docs: str | Path, *, command: str | None = No
             tr = [readout(sg[k], "train_mse", "flops", Br, "final") for k in seeds]
             ratio_fb = mean_sd([f / b for f, b in zip(fin, best) if b > 0])[0]
             ratio_vt = mean_sd([f / t for f, t in zip(fin, tr) if t > 0])[0]
+            verdicts["regime_sgd"].append({"n_train": n, "final_over_best": ratio_fb, "val_over_train": ratio_vt})
             row = [str(n), fmt_ms(*mean_sd(best)), fmt(ratio_fb), fmt(ratio_vt)]
             for m in lv:
                 for pkey, _ in panels:
@@ -915,6 +936,25 @@ def _conclusion(study: Study, verdicts: Mapping) -> list[str]:
     out.append(f"**FAS better than both baselines** (FLOP accounting, CI below 0 against each): "
                f"{', '.join(both) if both else 'nowhere'}.")
     out.append("")
+    # where the one-level net overfits, and how FAS fares there (the regularisation claim)
+    if "sgd" in study.methods:
+        gap = {}
+        for s in study.setups:
+            B = study.budget(s)
+            val = study.values(s, "sgd", "val_mse", "flops", B, "final")
+            tr = study.values(s, "sgd", "train_mse", "flops", B, "final")
+            ratios = [val[k] / tr[k] for k in val if k in tr and 0 < tr[k] < math.inf]
+            if ratios:
+                gap[s] = float(np.mean(ratios))
+        if gap:
+            worst = max(gap, key=gap.get)
+            vs = sel(setup=worst, how="best", measure="flops", baseline="sgd")
+            out.append("**Overfitting.** Final validation over final training MSE of one-level SGD at the FLOP "
+                       "budget (mean over seeds; well above 1 means the net fits its training set much better "
+                       "than unseen data): " + ", ".join(f"{title[s]} {fmt(g)}" for s, g in gap.items())
+                       + f". The set-up that overfits most is {title[worst]}; there FAS against SGD (best values, "
+                       f"FLOP accounting) has {_counts(vs)} in {len(vs)} comparisons.")
+            out.append("")
     # effect of the accounting
     idx = {(v["setup"], v["fas"], v["aux"], v["metric"], v["how"], v["baseline"], v["measure"]): v for v in main}
     rank = {"loss": 0, "tie": 1, "win": 2}
@@ -956,14 +996,22 @@ def _conclusion(study: Study, verdicts: Mapping) -> list[str]:
         out.append("")
     reg = verdicts["regime"]
     if reg:
-        def cells(verdict):
-            return [f"{v['n_train']} samples / {v['fas']} ({v['panel'].replace('_', ' ').replace('mse', 'MSE')})"
-                    for v in reg if v["verdict"] == verdict]
-        helps, hurts = cells("win"), cells("loss")
+        n_win = sum(v["verdict"] == "win" for v in reg)
+        n_loss = sum(v["verdict"] == "loss" for v in reg)
         out.append(f"**Regime map** (FAS with τ against SGD, {len(reg)} cells): FAS helps at "
-                   f"{', '.join(helps) if helps else 'no cell'}; it hurts at "
-                   f"{', '.join(hurts) if hurts else 'no cell'}; the other {len(reg) - len(helps) - len(hurts)} "
-                   "cells are ties.")
+                   f"{_regime_cells(reg, 'win')}; it hurts at {_regime_cells(reg, 'loss')}; the other "
+                   f"{len(reg) - n_win - n_loss} cells are ties.")
+        sgd = verdicts["regime_sgd"]
+        if sgd:
+            fb = max(sgd, key=lambda r: r["final_over_best"])
+            vt = max(sgd, key=lambda r: r["val_over_train"])
+            rising = fb["final_over_best"] > 1.0
+            out.append(f"Overfitting of the one-level SGD runs in the map: the largest ratio of final to best "
+                       f"validation MSE is {fmt(fb['final_over_best'])} ({fb['n_train']} samples), so "
+                       + ("validation loss does rise in the map" if rising else
+                          "in no cell does the validation loss rise before the end of the budget")
+                       + f"; the largest ratio of validation to training MSE is {fmt(vt['val_over_train'])} "
+                       f"({vt['n_train']} samples).")
         out.append("")
     n_cmp = len(main) + len(reg)
     out.append(f"Caveat: this report makes {n_cmp} paired comparisons at the 95% level without correction for "
