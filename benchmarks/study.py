@@ -21,7 +21,7 @@ What runs (preset ``full``; ``--quick`` has the same structure at tiny sizes):
 * every run is budgeted by FLOP work units (``train.work_measure: flops``);
   the paper's 1/4-per-level accounting is read off the same runs' curves by
   ``benchmarks/study_report.py``;
-* a regime map for Poisson FC: training-set size (500, 2000, full) against
+* a regime map for Poisson FC: training-set size (100, 500, 2000, full) against
   levels (1 = SGD, 2, 3, 4) at a common smaller budget (1,000 WU, 3 seeds).
 
 Before running, a short calibration (time per FLOP work unit of every set-up
@@ -122,7 +122,7 @@ PRESETS: dict[str, dict] = {
                           "budget_wu": 1000, "eval_every_wu": 20, "batch_size": 200,
                           "smoothing": 2, "rematch_every": 10, "weight_decay": 1e-6},
         },
-        "regime": {"setup": "poisson_fc", "n_train": [500, 2000], "methods": ["sgd", "fas2", "fas3", "fas4"],
+        "regime": {"setup": "poisson_fc", "n_train": [100, 500, 2000], "methods": ["sgd", "fas2", "fas3", "fas4"],
                    "budget_wu": 1000, "seeds": 3},
         "sizes_note": (
             "**Sizes.** Poisson FC runs at the paper's size: 10,000 samples (8,000 train / 1,000 validation), the "
@@ -133,7 +133,7 @@ PRESETS: dict[str, dict] = {
             "validation, target the outflow QoI Q), the FC net 1024-256-256-256-1 instead of 1024-1024-1024-1024-1 "
             "for 2,000 work units (125 epochs) and the CNN with channels (8, 16, 32) instead of (100, 200, 400) and "
             "fully connected widths 128 instead of 2048 for 1,000 work units. The regime map uses 3 seeds and "
-            "1,000 work units (400 epochs of 500 samples, 100 of 2,000, 25 of 8,000). Smoothing steps and "
+            "1,000 work units (1,000 epochs of 100 samples in whole-set batches, 400 of 500, 100 of 2,000, 25 of 8,000). Smoothing steps and "
             "re-matching follow the paper: 4 and every 50 cycles for Poisson, 2 and every 10 for Darcy (with "
             "weight decay 1e-6)."),
     },
