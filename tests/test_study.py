@@ -146,8 +146,9 @@ def _synthetic_results():
                 # seed noise shared by all methods + a small per-method part that flips sign with the seed
                 noise = 1.0 + 0.05 * (seed - 1) + 1e-3 * (-1) ** seed * (1 + spec["methods"].index(m))
                 val = [gain * noise * (1.0 + 10.0 / (1.0 + w)) for w in wu]
+                fit = 0.9 if setup == "poisson_fc" else 0.01  # darcy_fc overfits: training MSE far below validation
                 curve = {"wu_flops": wu, "wu_paper": [w * ratio for w in wu], "val_mse": val,
-                         "val_linf": [10 * v for v in val], "train_mse": [0.9 * v for v in val],
+                         "val_linf": [10 * v for v in val], "train_mse": [fit * v for v in val],
                          "train_linf": [9 * v for v in val], "step": [round(w) for w in wu]}
                 if d["trainer"] == "fas":
                     curve["aux_val_mse"] = list(val)
@@ -165,11 +166,21 @@ def test_report_from_synthetic_results(tmp_path):
     assert "## Conclusion" in md and "Table 1 shape" in md and "Table 2 shape" in md
     assert "Poisson FC: FAS beats SGD in 24 of 24 comparisons and never loses" in md
     assert "Darcy FC: FAS ties SGD in all 24 comparisons" in md
+    assert "Poisson FC 1.11, Darcy FC 100. The set-up that overfits most is Darcy FC; there FAS against SGD" in md
     for png in info["pngs"]:
         assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     wins = [v for v in info["verdicts"]["main"] if v["setup"] == "poisson_fc" and v["how"] == "best"
             and v["measure"] == "flops"]
     assert wins and all(v["verdict"] == "win" for v in wins)
+
+
+def test_regime_cells_name_whole_rows_and_single_cells():
+    reg = [{"n_train": n, "fas": f, "panel": "best_mse", "verdict": v}
+           for n, f, v in [(100, "fas2", "loss"), (100, "fas3", "loss"), (500, "fas2", "win"), (500, "fas3", "tie")]]
+    assert study_report._regime_cells(reg, "loss") == "every cell at 100 samples"
+    assert study_report._regime_cells(reg, "win") == "500 samples / fas2 (best MSE)"
+    assert study_report._regime_cells(reg[:2], "loss") == "all 2 cells"
+    assert study_report._regime_cells(reg, "n/a") == "no cell"
 
 
 # --------------------------------------------------------------------------
