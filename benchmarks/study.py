@@ -133,9 +133,9 @@ PRESETS: dict[str, dict] = {
             "validation, target the outflow QoI Q), the FC net 1024-256-256-256-1 instead of 1024-1024-1024-1024-1 "
             "for 2,000 work units (125 epochs) and the CNN with channels (8, 16, 32) instead of (100, 200, 400) and "
             "fully connected widths 128 instead of 2048 for 1,000 work units. The regime map uses 3 seeds and "
-            "1,000 work units (1,000 epochs of 100 samples in whole-set batches, 400 of 500, 100 of 2,000, 25 of 8,000). Smoothing steps and "
-            "re-matching follow the paper: 4 and every 50 cycles for Poisson, 2 and every 10 for Darcy (with "
-            "weight decay 1e-6)."),
+            "1,000 work units (1,000 epochs of 100 samples in whole-set batches, 400 of 500, 100 of 2,000, 25 "
+            "of 8,000). Smoothing steps and re-matching follow the paper: 4 and every 50 cycles for Poisson, 2 "
+            "and every 10 for Darcy (with weight decay 1e-6)."),
     },
     "quick": {
         "seeds": 3,
