@@ -11,7 +11,7 @@ import sys
 import traceback
 
 from pde_data.config import ConfigError
-from pde_data.problems import FAMILIES
+from pde_data.problems import PROBLEMS
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -26,6 +26,7 @@ def _generate(args: argparse.Namespace) -> None:
         chunk=args.chunk,
         overwrite=args.overwrite,
         progress=not args.no_progress,
+        overrides=args.set,
     )
     if MPI.COMM_WORLD.rank == 0:
         from pde_data.store import summary
@@ -44,11 +45,13 @@ def add_generate(sub) -> None:
             "same for any R."
         ),
     )
-    p.add_argument("problem", choices=list(FAMILIES), help="PDE family")
+    p.add_argument("problem", choices=list(PROBLEMS), help="PDE family")
     p.add_argument("--out", required=True, help="store path, e.g. data/poisson.zarr")
     p.add_argument(
         "--params", help="params.yaml whose PROBLEM section sets the parameters (default: built-in defaults)"
     )
+    p.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one parameter of params.yaml, e.g. -S darcy.length=0.1 (repeatable)")
     p.add_argument("--n", type=int, help="number of samples (overrides PROBLEM.samples)")
     p.add_argument("--seed", type=int, help="base seed; sample i uses SeedSequence((seed, i)) (overrides PROBLEM.seed)")
     p.add_argument("--chunk", type=int, help="samples per Zarr chunk (overrides PROBLEM.chunk)")

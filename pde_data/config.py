@@ -1,17 +1,27 @@
-"""The validated config layer: read ``params.yaml``, merge defaults, check every key.
+"""The one config layer of the project: read ``params.yaml``, apply ``-S`` overrides, check every key.
 
-A section of ``params.yaml`` is resolved against a dict of specs (key -> spec).
-Each spec holds the default and checks a value; a bad value raises
-:class:`ConfigError` with the key, the value and what is allowed, e.g.
+Both packages build their settings from the tree :func:`read_params` returns:
+
+- ``pde_data`` resolves a problem section against the family's dict of specs
+  (:func:`problem_config`);
+- ``surrogate`` builds typed :class:`Section` dataclasses (``surrogate.config``).
+
+A spec (:class:`Int`, :class:`Float`, :class:`Range`, :class:`Choice`,
+:class:`Bool`, :class:`IntList`, :class:`ConvList`) holds a key's default
+and its check, in one place. A bad value raises :class:`ConfigError` with
+the key, the value and what is allowed, e.g.
 ``poisson.kx: range [4.0, 0.5] is inverted; need low < high``.
 """
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -24,39 +34,62 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _as_number(value: Any) -> Any:
+    """YAML 1.1 reads ``1e-6`` (no dot) as a string: take such strings as the number they spell."""
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+# --------------------------------------------------------------------------
+# specs: a default and a check each
+# --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Int:
-    """An integer >= ``low``."""
+    """An integer >= ``low`` (an integer-valued float such as ``200.0`` is accepted)."""
 
     default: int
-    low: int
+    low: int | None = None
 
     def check(self, key: str, value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: {value!r} is not an integer; need an integer >= {self.low}")
-        if value < self.low:
-            raise ConfigError(f"{key}: {value} is too small; need an integer >= {self.low}")
+        need = "an integer" + ("" if self.low is None else f" >= {self.low}")
+        value = _as_number(value)
+        if not _is_number(value) or (isinstance(value, float) and not value.is_integer()):
+            raise ConfigError(f"{key}: {value!r} is not an integer; need {need}")
+        if self.low is not None and value < self.low:
+            raise ConfigError(f"{key}: {int(value)} is too small; need {need}")
         return int(value)
 
 
 @dataclass(frozen=True)
 class Float:
-    """A finite number in [``low``, ``high``] (either bound may be open-ended)."""
+    """A finite number between ``low`` and ``high`` (each bound optional, open when ``*_open``)."""
 
     default: float
     low: float | None = None
     high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
 
     def _allowed(self) -> str:
-        lo = "-inf" if self.low is None else self.low
-        hi = "inf" if self.high is None else self.high
-        return f"a finite number in [{lo}, {hi}]"
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '>='} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '<='} {self.high:g}")
+        return "a finite number" + (" " + " and ".join(parts) if parts else "")
 
     def check(self, key: str, value: Any) -> float:
+        value = _as_number(value)
         if not _is_number(value) or not math.isfinite(value):
             raise ConfigError(f"{key}: {value!r} is not allowed; need {self._allowed()}")
-        if (self.low is not None and value < self.low) or (self.high is not None and value > self.high):
-            raise ConfigError(f"{key}: {value} is out of bounds; need {self._allowed()}")
+        too_low = self.low is not None and (value < self.low or (self.low_open and value == self.low))
+        too_high = self.high is not None and (value > self.high or (self.high_open and value == self.high))
+        if too_low or too_high:
+            raise ConfigError(f"{key}: {value:g} is out of bounds; need {self._allowed()}")
         return float(value)
 
 
@@ -69,7 +102,9 @@ class Range:
     upper: float | None = None
 
     def check(self, key: str, value: Any) -> list[float]:
-        if not isinstance(value, list | tuple) or len(value) != 2 or not all(_is_number(v) for v in value):
+        if isinstance(value, list | tuple):
+            value = [_as_number(v) for v in value]
+        if not isinstance(value, list) or len(value) != 2 or not all(_is_number(v) for v in value):
             raise ConfigError(f"{key}: {value!r} is not a range; need a list [low, high] of two numbers")
         low, high = float(value[0]), float(value[1])
         if not (math.isfinite(low) and math.isfinite(high)):
@@ -87,18 +122,222 @@ class Range:
 
 @dataclass(frozen=True)
 class Choice:
-    """One of a fixed set of strings."""
+    """One of a fixed set of values."""
 
-    default: str
-    choices: tuple[str, ...]
+    default: Any
+    choices: tuple[Any, ...]
 
-    def check(self, key: str, value: Any) -> str:
+    def check(self, key: str, value: Any) -> Any:
         if value not in self.choices:
-            raise ConfigError(f"{key}: {value!r} is not allowed; need one of {', '.join(self.choices)}")
+            raise ConfigError(f"{key}: {value!r} is not allowed; need one of {', '.join(map(str, self.choices))}")
         return value
 
 
-Spec = Int | Float | Range | Choice
+@dataclass(frozen=True)
+class Bool:
+    """``true`` or ``false``."""
+
+    default: bool
+
+    def check(self, key: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: {value!r} is not allowed; need true or false")
+        return value
+
+
+@dataclass(frozen=True)
+class IntList:
+    """A list of positive integers (layer widths); empty only if ``allow_empty``."""
+
+    default: tuple[int, ...]
+    allow_empty: bool = False
+
+    def check(self, key: str, value: Any) -> list[int]:
+        need = "a list of positive integers" + ("" if self.allow_empty else " (at least one)")
+        if not isinstance(value, list | tuple) or (not value and not self.allow_empty):
+            raise ConfigError(f"{key}: {value!r} is not allowed; need {need}")
+        if any(isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in value):
+            raise ConfigError(f"{key}: {value!r} is not allowed; need {need}")
+        return [int(v) for v in value]
+
+
+@dataclass(frozen=True)
+class ConvList:
+    """A non-empty list of ``[channels, kernel, stride]`` triples of positive integers."""
+
+    default: tuple[tuple[int, int, int], ...]
+
+    def check(self, key: str, value: Any) -> list[list[int]]:
+        need = "a non-empty list of [channels, kernel, stride] triples of positive integers"
+        if not isinstance(value, list | tuple) or not value:
+            raise ConfigError(f"{key}: {value!r} is not allowed; need {need}")
+        out = []
+        for layer in value:
+            if isinstance(layer, Mapping):
+                layer = [layer.get("channels"), layer.get("kernel"), layer.get("stride", 1)]
+            if not isinstance(layer, list | tuple) or len(layer) != 3 or any(
+                isinstance(v, bool) or not isinstance(v, int) or v < 1 for v in layer
+            ):
+                raise ConfigError(f"{key}: {value!r} is not allowed; need {need}")
+            out.append([int(v) for v in layer])
+        return out
+
+
+Spec = Int | Float | Range | Choice | Bool | IntList | ConvList
+
+
+# --------------------------------------------------------------------------
+# typed sections
+# --------------------------------------------------------------------------
+def option(spec: Spec) -> Any:
+    """A :class:`Section` field whose default and check are ``spec``."""
+    return dataclasses.field(default_factory=lambda: copy.deepcopy(_plain_default(spec.default)),
+                             metadata={"spec": spec})
+
+
+def subsection(cls: type[Section]) -> Any:
+    """A :class:`Section` field holding a nested section (defaults: ``cls()``)."""
+    return dataclasses.field(default_factory=cls, metadata={"section": cls})
+
+
+def _plain_default(default: Any) -> Any:
+    """Tuples of a spec's default as the lists the check returns."""
+    if isinstance(default, tuple):
+        return [_plain_default(v) for v in default]
+    return default
+
+
+def _unknown(prefix: str, unknown: Iterable[str], allowed: Iterable[str]) -> ConfigError:
+    key = sorted(map(str, unknown))[0]
+    return ConfigError(f"{prefix}.{key}: unknown key; allowed keys are {', '.join(allowed)}")
+
+
+@dataclass(frozen=True)
+class Section:
+    """Base of a typed config section: every field is an :func:`option` or a :func:`subsection`.
+
+    Constructing one checks every field (so a section built in Python is as
+    safe as one read from YAML) and then :meth:`validate` (checks across
+    keys). :data:`PREFIX` is the section's dotted key in ``params.yaml``.
+    """
+
+    PREFIX: ClassVar[str] = ""
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            spec = f.metadata.get("spec")
+            if spec is not None:
+                object.__setattr__(self, f.name, spec.check(f"{self.PREFIX}.{f.name}", getattr(self, f.name)))
+        self.validate()
+
+    def validate(self) -> None:
+        """Checks across keys; raise :class:`ConfigError`."""
+
+    @classmethod
+    def from_mapping(cls, raw: Any, prefix: str | None = None) -> Section:
+        """Build from a (partial) mapping of ``params.yaml``; missing keys take their defaults."""
+        prefix = prefix or cls.PREFIX
+        raw = {} if raw is None else raw
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"{prefix}: {raw!r} is not allowed; need a mapping of keys to values")
+        names = [f.name for f in dataclasses.fields(cls)]
+        if set(raw) - set(names):
+            raise _unknown(prefix, set(raw) - set(names), names)
+        values = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in raw:
+                continue
+            key = f"{prefix}.{f.name}"
+            if "section" in f.metadata:
+                values[f.name] = f.metadata["section"].from_mapping(raw[f.name], key)
+            else:  # checked here to name the key under ``prefix`` (e.g. train.by_problem.darcy.lr)
+                values[f.name] = f.metadata["spec"].check(key, raw[f.name])
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON-able nested dict of the values (what checkpoints and model files record)."""
+        return dataclasses.asdict(self)
+
+
+def replace(section: Section, **changes: Any) -> Section:
+    """A copy of ``section`` with ``changes`` applied and checked."""
+    names = [f.name for f in dataclasses.fields(section)]
+    if set(changes) - set(names):
+        raise _unknown(section.PREFIX, set(changes) - set(names), names)
+    return dataclasses.replace(section, **changes)
+
+
+# --------------------------------------------------------------------------
+# params.yaml and -S overrides
+# --------------------------------------------------------------------------
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``'train.fas.gamma=0.1'`` -> (['train', 'fas', 'gamma'], 0.1); the value is parsed as YAML."""
+    key, sep, raw = text.partition("=")
+    path = [p for p in key.strip().split(".") if p]
+    if not sep or len(path) < 2:
+        raise ConfigError(f"-S {text!r}: need SECTION.KEY=VALUE, e.g. train.lr=0.01")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"-S {text!r}: the value is not valid YAML ({err})") from None
+    return path, value
+
+
+def _set_path(tree: dict, path: list[str], value: Any, text: str) -> None:
+    node = tree
+    for part in path[:-1]:
+        if node.get(part) is None:
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ConfigError(f"-S {text!r}: {part!r} is a value, not a section")
+    node[path[-1]] = value
+
+
+def read_params(path: str | Path | Mapping | None, overrides: Iterable[str] = (),
+                sections: Iterable[str] | None = None) -> dict[str, Any]:
+    """The raw ``params.yaml`` tree with ``-S KEY=VALUE`` overrides applied (``None``: all defaults).
+
+    ``sections``: the top-level sections an override may name (a typo such as
+    ``trian.lr`` fails at once instead of being ignored).
+    """
+    if path is None:
+        data: Any = {}
+    elif isinstance(path, Mapping):
+        data = copy.deepcopy(dict(path))
+    else:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except FileNotFoundError:
+            raise ConfigError(f"--params: {path} does not exist") from None
+        except OSError as err:
+            raise ConfigError(f"--params: cannot read {path}: {err.strerror or err}") from err
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            raise ConfigError(f"--params: {path} is not valid YAML: {err}") from err
+        data = {} if data is None else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"--params: {path} must hold a mapping of sections, got {type(data).__name__}")
+    allowed = None if sections is None else list(sections)
+    for text in overrides:
+        keys, value = parse_override(text)
+        if allowed is not None and keys[0] not in allowed:
+            raise ConfigError(f"-S {text!r}: unknown section {keys[0]!r}; need one of {', '.join(allowed)}")
+        _set_path(data, keys, value, text)
+    return data
+
+
+def resolve(section: str, raw: Any, specs: Mapping[str, Spec]) -> dict[str, Any]:
+    """Merge ``raw`` (a section of params.yaml) over the defaults of ``specs`` and check each key."""
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{section}: must be a mapping of keys, got {type(raw).__name__}")
+    if set(raw) - set(specs):
+        raise _unknown(section, set(raw) - set(specs), specs)
+    return {key: spec.check(f"{section}.{key}", raw.get(key, spec.default)) for key, spec in specs.items()}
+
 
 #: Keys of every problem section that drive the generation run, not the solver.
 GENERATE: dict[str, Spec] = {
@@ -108,38 +347,7 @@ GENERATE: dict[str, Spec] = {
 }
 
 
-def load_params(path: str | Path | None) -> dict[str, Any]:
-    """Read a ``params.yaml`` file into a dict; ``None`` means all defaults."""
-    if path is None:
-        return {}
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise ConfigError(f"--params: cannot read {path}: {err.strerror or err}") from err
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ConfigError(f"--params: {path} is not valid YAML: {err}") from err
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"--params: {path} must hold a mapping of sections, got {type(data).__name__}")
-    return data
-
-
-def resolve(section: str, raw: Any, specs: dict[str, Spec]) -> dict[str, Any]:
-    """Merge ``raw`` (a section of params.yaml) over the defaults of ``specs`` and check each key."""
-    raw = {} if raw is None else raw
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{section}: must be a mapping of keys, got {type(raw).__name__}")
-    unknown = sorted(set(raw) - set(specs))
-    if unknown:
-        raise ConfigError(f"{section}.{unknown[0]}: unknown key; allowed keys are {', '.join(specs)}")
-    return {key: spec.check(f"{section}.{key}", raw.get(key, spec.default)) for key, spec in specs.items()}
-
-
-def problem_config(params: dict[str, Any], problem: str, family_specs: dict[str, Spec]) -> tuple[dict, dict]:
+def problem_config(params: Mapping[str, Any], problem: str, family_specs: Mapping[str, Spec]) -> tuple[dict, dict]:
     """Split and check the ``problem`` section: (family keyword arguments, generation settings)."""
     resolved = resolve(problem, params.get(problem), {**family_specs, **GENERATE})
     family = {key: resolved[key] for key in family_specs}

@@ -58,7 +58,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from pde_data.config import Choice, ConfigError, Float, Int, Spec
-from pde_data.fields import LOG_FLOAT64_MAX, GaussianRandomField, cell_centres, check_field_params
+from pde_data.fields import FIELD_PARAMS, LOG_FLOAT64_MAX, GaussianRandomField, cell_centres, check_field_params
 from pde_data.lu import direct_solver
 
 SIDES = ("left", "right", "bottom", "top")
@@ -84,11 +84,7 @@ class DarcyProblem:
     schema_version: ClassVar[int] = 1
     PARAMS: ClassVar[dict[str, Spec]] = {
         "n": Int(32, low=1),  # cells per side: n x n quadrilaterals, images are n x n
-        "kernel": Choice("matern", ("exponential", "matern", "squared_exponential")),
-        "mean": Float(0.0),  # mean of log_k
-        "variance": Float(1.0),  # variance of log_k (> 0)
-        "length": Float(0.2),  # correlation length (> 0)
-        "nu": Float(1.5),  # Matern smoothness, one of 0.5, 1.5, 2.5 (kernel matern only)
+        **FIELD_PARAMS,  # kernel, mean, variance, length, nu of log_k
         "inflow": Choice("left", SIDES),
         "outflow": Choice("right", SIDES),
         "p_in": Float(1.0),  # pressure on the inflow side

@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from pde_data.config import ConfigError
+from pde_data.config import Choice, ConfigError, Float, Spec
 
 #: Kernel names accepted by :class:`GaussianRandomField`.
 KERNELS = ("exponential", "matern", "squared_exponential")
@@ -64,6 +64,16 @@ LOG_FLOAT64_MAX = float(np.log(np.finfo(np.float64).max))  # 709.78
 #: A field whose mean +- OVERFLOW_SIGMAS standard deviations leaves
 #: [-LOG_FLOAT32_MAX, LOG_FLOAT32_MAX] is refused (P(|z| > 8) ~ 1e-15 per cell).
 OVERFLOW_SIGMAS = 8.0
+
+#: The field's keys of a params.yaml section (``darcy:``, ``mc.field``), with their defaults;
+#: :func:`check_field_params` checks them together.
+FIELD_PARAMS: dict[str, Spec] = {
+    "kernel": Choice("matern", KERNELS),
+    "mean": Float(0.0),  # mean of log_k
+    "variance": Float(1.0),  # variance of log_k (> 0)
+    "length": Float(0.2),  # correlation length (> 0)
+    "nu": Float(1.5),  # Matern smoothness, one of 0.5, 1.5, 2.5 (kernel matern only)
+}
 
 _JITTER_START = 1e-10
 _JITTER_MAX = 1e-6
@@ -82,9 +92,7 @@ def check_field_params(
     """
 
     def number(key: str, value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ConfigError(f"{prefix}{key}: {value!r} is not allowed; need a finite number")
-        return float(value)
+        return Float(0.0).check(f"{prefix}{key}", value)
 
     if kernel not in KERNELS:
         raise ConfigError(f"{prefix}kernel: {kernel!r} is unknown; need one of {', '.join(KERNELS)}")

@@ -10,6 +10,7 @@ done are dealt round-robin to the ranks, each of which writes whole chunks.
 from __future__ import annotations
 
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -23,8 +24,8 @@ from mpi4py import MPI
 from tqdm import tqdm
 
 from pde_data import __version__, store
-from pde_data.config import GENERATE, ConfigError, load_params, problem_config
-from pde_data.problems import get_family
+from pde_data.config import GENERATE, ConfigError, problem_config, read_params
+from pde_data.problems import PROBLEMS, get_family
 
 
 def versions() -> dict[str, str]:
@@ -79,15 +80,18 @@ def generate(
     chunk: int | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    overrides: Sequence[str] = (),
     comm: MPI.Comm = MPI.COMM_WORLD,
 ) -> str:
     """Write or resume the store ``out`` for ``problem``; returns "created" or "resumed".
 
-    ``samples``, ``seed`` and ``chunk`` override the ``params.yaml`` section.
+    ``overrides`` (``-S darcy.length=0.1``), then ``samples``, ``seed`` and
+    ``chunk``, override the ``params.yaml`` section.
     """
     # 1. Parameters: the problem's params.yaml section, command-line overrides on top.
     family_cls = get_family(problem)
-    kwargs, settings = problem_config(load_params(params_path), problem, family_cls.PARAMS)
+    params = read_params(params_path, overrides, sections=PROBLEMS)
+    kwargs, settings = problem_config(params, problem, family_cls.PARAMS)
     for key, flag, value in (("samples", "--n", samples), ("seed", "--seed", seed), ("chunk", "--chunk", chunk)):
         if value is not None:
             settings[key] = GENERATE[key].check(flag, value)

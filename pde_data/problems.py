@@ -3,7 +3,7 @@
 A family is a class with the small interface :class:`Family` below; the
 problem-agnostic driver (:mod:`pde_data.generate`) and store
 (:mod:`pde_data.store`) use nothing else. To add a family, write the class
-and add one line to :data:`FAMILIES`.
+and add one entry to :data:`PROBLEMS`.
 
 The driver does, on each rank::
 
@@ -16,6 +16,7 @@ The driver does, on each rank::
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
@@ -53,16 +54,46 @@ class Family(Protocol):
         """Solve for one input; returns every key of :attr:`sample_arrays`."""
 
 
-#: Problem name -> "module:Class". Imported on demand, so ``pde-data info`` needs no FEM stack.
-FAMILIES: dict[str, str] = {
-    "poisson": "pde_data.poisson:PoissonProblem",
-    "darcy": "pde_data.darcy:DarcyProblem",
+@dataclass(frozen=True)
+class Problem:
+    """What the rest of the project needs to know of a family, without importing it (no DOLFINx).
+
+    The per-sample arrays' shapes and dtypes are in each store's record; this
+    entry says what a surrogate reads from them.
+    """
+
+    #: "module:Class" of the family, imported on demand.
+    family: str
+    #: Per-sample arrays that are network input channels, in channel order.
+    inputs: tuple[str, ...]
+    #: Coordinate channels appended to the inputs (store arrays ``x``, ``y`` of the grid).
+    grid_channels: tuple[str, ...]
+    #: Target choices (``data.target.PROBLEM``): name -> per-sample arrays, in output-vector order.
+    #: The first one is the default.
+    targets: dict[str, tuple[str, ...]]
+
+    @property
+    def default_target(self) -> str:
+        return next(iter(self.targets))
+
+
+#: Problem name -> its entry. A new family is one entry here plus its generator module.
+PROBLEMS: dict[str, Problem] = {
+    "poisson": Problem("pde_data.poisson:PoissonProblem", inputs=("kappa",), grid_channels=("x", "y"),
+                       targets={"u": ("u",)}),
+    "darcy": Problem("pde_data.darcy:DarcyProblem", inputs=("log_k",), grid_channels=(),
+                     targets={"Q": ("Q",), "p": ("p",), "Q+p": ("Q", "p")}),
 }
+
+
+def get_problem(name: str) -> Problem:
+    """The registry entry of ``name``."""
+    if name not in PROBLEMS:
+        raise ConfigError(f"problem: {name!r} is unknown; need one of {', '.join(PROBLEMS)}")
+    return PROBLEMS[name]
 
 
 def get_family(name: str) -> type[Family]:
     """The family class registered as ``name``."""
-    if name not in FAMILIES:
-        raise ConfigError(f"problem: {name!r} is unknown; need one of {', '.join(FAMILIES)}")
-    module, cls = FAMILIES[name].split(":")
+    module, cls = get_problem(name).family.split(":")
     return getattr(importlib.import_module(module), cls)

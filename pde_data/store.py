@@ -18,7 +18,9 @@ into place, so a path that holds anything else is never half-overwritten.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import shutil
 import uuid
@@ -101,6 +103,76 @@ def open_store(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str,
         if name not in group:
             raise StoreError(f"store {path}: corrupt, array '{name}' is missing")
     return group, rec
+
+
+class StoreReader:
+    """A read-only view of one of our stores: its record, ``done`` flags, arrays and grid.
+
+    Needs neither DOLFINx nor torch; ``surrogate`` reads every store through it.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.group, self.record = open_store(self.path)
+        self.problem: str = self.record["problem"]
+        self.done = np.asarray(self.group["done"][:], dtype=bool)
+        self.n_total = int(self.done.size)
+
+    @property
+    def n_done(self) -> int:
+        return int(self.done.sum())
+
+    def sample_shape(self, name: str) -> tuple[int, ...]:
+        """The shape of one sample of the per-sample array ``name`` (from the record)."""
+        if name not in self.record["sample_arrays"]:
+            raise StoreError(f"store {self.path} ({self.problem}) has no per-sample array {name!r} "
+                             f"(it has: {', '.join(self.record['sample_arrays'])})")
+        return tuple(int(v) for v in self.record["sample_arrays"][name][0])
+
+    def array(self, name: str) -> zarr.Array:
+        self.sample_shape(name)
+        return self.group[name]
+
+    def read(self, name: str, index: np.ndarray) -> np.ndarray:
+        """Rows ``index`` (ascending) of a per-sample array, read as one contiguous range."""
+        array = self.array(name)
+        index = np.asarray(index, dtype=np.int64)
+        if index.size == 0:
+            return np.zeros((0, *array.shape[1:]), dtype=array.dtype)
+        lo, hi = int(index.min()), int(index.max()) + 1
+        return np.asarray(array[lo:hi])[index - lo]
+
+    def grid(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Grid coordinates of the n x n fields as (n, n) arrays ``X[row, col] = x[col]``, ``Y[row, col] = y[row]``."""
+        if "x" not in self.group or "y" not in self.group:
+            raise StoreError(f"store {self.path}: has no grid arrays 'x', 'y'")
+        x = np.asarray(self.group["x"][...], dtype=np.float64)
+        y = np.asarray(self.group["y"][...], dtype=np.float64)
+        if x.shape == (n,) and y.shape == (n,):
+            return np.broadcast_to(x[None, :], (n, n)).copy(), np.broadcast_to(y[:, None], (n, n)).copy()
+        if x.shape == (n, n) and y.shape == (n, n):
+            return x, y
+        raise StoreError(f"store {self.path}: grid arrays x {x.shape}, y {y.shape} do not fit the {n} x {n} fields")
+
+    def fingerprint(self) -> str:
+        """sha256 of the attributes, the arrays' shapes and dtypes and the done set (no data read)."""
+        info = {"attrs": json.loads(json.dumps(dict(self.group.attrs), default=str)),
+                "arrays": {k: [list(self.group[k].shape), str(self.group[k].dtype)]
+                           for k in sorted(self.group.array_keys())}}
+        h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
+        h.update(np.packbits(self.done).tobytes())
+        return h.hexdigest()
+
+    def describe(self) -> dict[str, Any]:
+        """What a model file records of its training store."""
+        return {"path": str(self.path), "problem": self.problem, "n_samples": self.n_total, "n_done": self.n_done,
+                "fingerprint": self.fingerprint(), "seed": self.record["generate"].get("seed"),
+                "schema_version": self.record.get("schema_version"), "params": self.record.get("params")}
+
+    def bytes_per_sample(self, names: tuple[str, ...]) -> int:
+        """Bytes of one sample of the per-sample arrays ``names`` as stored."""
+        return sum(math.prod(self.sample_shape(n)) * np.dtype(self.record["sample_arrays"][n][1]).itemsize
+                   for n in names)
 
 
 def _build(path: Path, family, rec: dict) -> None:

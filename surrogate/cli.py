@@ -9,9 +9,10 @@ Examples::
     surrogate mc --model models/darcy-mlp-fas --n 20000 --fem-n 500 [--params params.yaml] \\
         [--out metrics/mc_qoi.json] [--plots plots]
 
-Every knob is read from the ``data``, ``models`` and ``train`` sections of
-``params.yaml`` (``--params``; default ``./params.yaml`` when it exists);
-``-S KEY=VALUE`` overrides one of them (YAML value, dotted key).
+Every knob is read from the ``data``, ``models``, ``train`` and ``mc``
+sections of ``params.yaml`` (``--params``; default ``./params.yaml`` when it
+exists); ``-S KEY=VALUE`` overrides one of them (YAML value, dotted key).
+All are checked once, by :func:`surrogate.config.load`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+from pde_data.problems import PROBLEMS
+from surrogate.config import MODELS, TRAINERS
 
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3
@@ -30,7 +34,7 @@ def _default_params() -> str | None:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default=None, metavar="YAML",
-                   help="parameter file (sections data, models, train); default: ./params.yaml if present, "
+                   help="parameter file (sections data, models, train, mc); default: ./params.yaml if present, "
                         "else the built-in defaults")
     p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter, e.g. -S train.lr=0.005 -S train.fas.levels=3 (repeatable)")
@@ -52,11 +56,11 @@ def build_parser() -> argparse.ArgumentParser:
                     "and validation losses with dvclive (OUT/dvclive), checkpoints to OUT/checkpoint.pt, and "
                     "writes OUT/best.pt, OUT/final.pt (and for FAS OUT/aux_best.pt, OUT/aux_final.pt: the first "
                     "auxiliary network) plus OUT/train_summary.json.")
-    tr.add_argument("--problem", required=True, choices=["poisson", "darcy"], help="which PDE family")
+    tr.add_argument("--problem", required=True, choices=list(PROBLEMS), help="which PDE family")
     tr.add_argument("--store", required=True, metavar="STORE", help="Zarr store written by `pde-data generate`")
-    tr.add_argument("--model", choices=["mlp", "cnn"], default="mlp",
+    tr.add_argument("--model", choices=list(MODELS), default="mlp",
                     help="network: the models.<problem>.<model> section of the params (default: mlp)")
-    tr.add_argument("--trainer", choices=["sgd", "adam", "fas"], default=None,
+    tr.add_argument("--trainer", choices=list(TRAINERS), default=None,
                     help="sgd/adam: one-level training; fas: multilevel FAS with the train.fas params "
                          "(default: train.trainer)")
     tr.add_argument("--out", required=True, metavar="DIR", help="output directory of the model files")
@@ -67,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--live-dir", default=None, metavar="DIR",
                     help="dvclive directory of the loss curves (default: OUT/dvclive); a DVC stage puts it "
                          "outside OUT so that its metrics and plots do not overlap the model output")
+    tr.add_argument("--metrics", default=None, metavar="JSON",
+                    help="also write the figures to compare across runs (best validation errors, work, time) "
+                         "as a flat JSON of numbers, for `dvc metrics`")
     _add_common(tr)
 
     ev = sub.add_parser(
@@ -76,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                     "maximum absolute error (L-infinity) and relative L2 error, in physical units.")
     ev.add_argument("--model-dir", required=True, metavar="DIR", help="output directory of `surrogate train`")
     ev.add_argument("--store", required=True, metavar="STORE", help="Zarr store (its test split is used)")
-    ev.add_argument("--out", required=True, metavar="JSON", help="metrics file to write")
+    ev.add_argument("--out", required=True, metavar="JSON",
+                    help="flat metrics file to write (test errors; everything else goes to JSON's .meta.json)")
     ev.add_argument("--plots", default=None, metavar="DIR",
                     help="directory for samples.png (and parity_Q.png for Darcy)")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
@@ -106,32 +114,33 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--plots", default="plots", metavar="DIR",
                     help="directory for the histogram mc_qoi_hist.png (default: plots)")
     mc.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
-    mc.add_argument("--params", default=None, metavar="YAML",
-                    help="parameter file (section mc); default: ./params.yaml if present, else the built-in defaults")
+    _add_common(mc)
     return parser
 
 
-def _train(args) -> int:
+def _params(args):
     from surrogate import config
+
+    return config.load(args.params if args.params is not None else _default_params(), args.overrides)
+
+
+def _train(args) -> int:
     from surrogate.train import train
 
-    params = args.params if args.params is not None else _default_params()
-    cfg = config.resolve(params, problem=args.problem, model=args.model, trainer=args.trainer,
-                         overrides=args.overrides)
-    train(cfg, args.store, args.out, resume=args.resume, progress=not args.no_progress, live_dir=args.live_dir)
+    cfg = _params(args).run(args.problem, args.model, args.trainer)
+    train(cfg, args.store, args.out, resume=args.resume, progress=not args.no_progress, live_dir=args.live_dir,
+          metrics=args.metrics)
     return 0
 
 
 def _evaluate(args) -> int:
-    from surrogate import config
     from surrogate.evaluate import evaluate
-    from surrogate.train import pick_device
+    from surrogate.runtime import pick_device
 
-    params = args.params if args.params is not None else _default_params()
-    sections = config.load_sections(params, args.overrides)
-    device = pick_device(args.device or sections["train"]["device"])
+    params = _params(args)
+    device = pick_device(args.device or params.train.device)
     result = evaluate(args.model_dir, args.store, args.out, args.plots, device=device,
-                      batch_size=sections["data"]["eval_batch_size"])
+                      batch_size=params.data.eval_batch_size)
     for key in ("fine", "aux", "fine_final", "aux_final"):
         if key in result:
             txt = "; ".join(f"{t}: mse {m['mse']:.4g}, linf {m['linf']:.4g}, rel_l2 {m['rel_l2']:.4g}"
@@ -141,18 +150,17 @@ def _evaluate(args) -> int:
 
 
 def _mc(args) -> int:
-    from surrogate import mc
-
-    params = args.params if args.params is not None else _default_params()
-    cfg = mc.resolve(params, n=args.n, fem_n=args.fem_n, seed=args.seed, batch_size=args.batch_size,
-                     device=args.device)
     import warnings
 
+    from surrogate import config, mc
+
+    cfg = config.resolve_mc(args.params if args.params is not None else _default_params(), args.overrides,
+                            n=args.n, fem_n=args.fem_n, seed=args.seed, batch_size=args.batch_size,
+                            device=args.device)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", mc.MCWarning)
-        result = mc.estimate(args.model, cfg["n"], fem_n=cfg["fem_n"], seed=cfg["seed"],
-                             batch_size=cfg["batch_size"], device=cfg["device"], field_params=cfg["field"],
-                             progress=not args.no_progress)
+        result = mc.estimate(args.model, cfg.n, fem_n=cfg.fem_n, seed=cfg.seed, batch_size=cfg.batch_size,
+                             device=cfg.device, field_params=cfg.field, progress=not args.no_progress)
     for w in caught:
         print(f"surrogate: warning: {w.message}", file=sys.stderr)
     print(result.report())
@@ -163,8 +171,7 @@ def _mc(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from surrogate.config import ConfigError
-    from surrogate.data import DataError
+    from pde_data.config import ConfigError
     from surrogate.io import ModelFileError
 
     handlers = {"train": _train, "evaluate": _evaluate, "mc": _mc}
@@ -179,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(exc, TrainingDiverged):
             print(f"surrogate: error: {exc}", file=sys.stderr)
             return EXIT_DIVERGED
-        if isinstance(exc, (ConfigError, DataError, ModelFileError, ResumeError)):
+        if isinstance(exc, (ConfigError, ModelFileError, ResumeError)):
             print(f"surrogate: error: {exc}", file=sys.stderr)
             return EXIT_ERROR
         raise

@@ -1,387 +1,311 @@
-"""Validated configuration for ``surrogate train`` / ``surrogate evaluate``.
+"""Typed, checked configuration of ``surrogate train|evaluate|mc``: one section class per concern.
 
-Every knob lives in ``params.yaml``; this module reads the sections that the
-``surrogate`` package owns (``data``, ``models``, ``train``), fills in the
-defaults below, applies ``-S key=value`` overrides and validates every key.
-A bad key or value fails at once with a :class:`ConfigError` whose message
-names the key, the value and what is allowed.  Other top-level sections of
-``params.yaml`` (the generator sections ``poisson:``/``darcy:``, ...) are
-ignored here.
+``params.yaml`` sections owned here (each key's default and check live in
+its section class, nowhere else):
 
-The result of :func:`resolve` is a plain, JSON-able ``dict`` (stored verbatim
-in checkpoints and model files)::
+- ``data``   -> :class:`DataConfig` (split, memory budget, normalisation, target per problem)
+- ``models`` -> :class:`MLPConfig` / :class:`CNNConfig` per problem (``models.PROBLEM.KIND``)
+- ``train``  -> :class:`TrainConfig` (with ``train.fas`` ->
+  :class:`surrogate.multilevel.FASConfig`); ``train.by_problem.PROBLEM``
+  overrides any train key for one problem
+- ``mc``     -> :class:`MCConfig`
 
-    {"problem": "poisson"|"darcy",
-     "data":  {...},                      # the data section
-     "model": {"kind": "mlp"|"cnn", ...}, # models.<problem>.<kind>
-     "train": {...}}                      # train, with train.by_problem.<problem> merged in
+:func:`load` reads the file and the ``-S KEY=VALUE`` overrides once
+(:func:`pde_data.config.read_params`) and checks every section;
+:meth:`Params.run` gives the :class:`RunConfig` of one (problem, model,
+trainer). Errors are :class:`pde_data.config.ConfigError`, naming the key,
+the value and what is allowed.
 """
 
 from __future__ import annotations
 
 import copy
-import math
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
-import yaml
+from pde_data.config import (Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Section, option, read_params,
+                             subsection)
+from pde_data.fields import FIELD_PARAMS, check_field_params
+from pde_data.problems import PROBLEMS, get_problem
+from surrogate.multilevel.config import FASConfig, OptimizerConfig
 
-PROBLEMS = ("poisson", "darcy")
-MODEL_KINDS = ("mlp", "cnn")
+__all__ = ["ConfigError", "DataConfig", "MLPConfig", "CNNConfig", "TrainConfig", "MCConfig", "RunConfig",
+           "Params", "load", "resolve", "resolve_mc", "diff", "TRAINERS", "MODELS", "SECTIONS"]
+
+#: The sections of params.yaml that ``surrogate`` reads.
+SECTIONS = ("data", "models", "train", "mc")
 TRAINERS = ("sgd", "adam", "fas")
-OWN_SECTIONS = ("data", "models", "train")
+DEVICES = ("auto", "cpu", "cuda")
 
 
-class ConfigError(ValueError):
-    """A parameter has an unknown key or a value that is not allowed."""
-
-
-# --------------------------------------------------------------------------
-# defaults (kept in sync with the sections in params.yaml; the paper's sizes
-# are documented there)
-# --------------------------------------------------------------------------
-DEFAULTS: dict[str, Any] = {
-    "data": {
-        # contiguous blocks of sample indices: [0, train), [train, train+val), rest
-        "split": {"train": 0.8, "val": 0.1, "test": 0.1},
-        # arrays that fit are loaded onto the training device; otherwise streamed by chunk
-        "memory_budget_mb": 2048.0,
-        "allow_incomplete": False,
-        "normalize": True,
-        # Darcy target: "Q" (outflow QoI), "p" (pressure field) or "Q+p"
-        "darcy_target": "Q",
-        "eval_batch_size": 1000,
-    },
-    "models": {
-        "poisson": {
-            "mlp": {"hidden": [64, 64]},
-            "cnn": {"conv": [[16, 7, 2], [16, 7, 2]], "fc": [64, 64]},
-        },
-        "darcy": {
-            "mlp": {"hidden": [128, 128, 128]},
-            "cnn": {"conv": [[8, 11, 2], [16, 7, 1], [32, 3, 1]], "fc": [128, 128]},
-        },
-    },
-    "train": {
-        "trainer": "fas",
-        "budget_wu": 200.0,
-        "work_measure": "paper",
-        "batch_size": 200,
-        "lr": 0.01,
-        "momentum": 0.9,
-        "weight_decay": 0.0,
-        "seed": 0,
-        "device": "auto",
-        "eval_every_wu": 10.0,
-        "checkpoint_every_wu": 50.0,
-        "eval_train_samples": 256,
-        "best_metric": "mse",
-        "fas": {
-            "levels": 2,
-            "cycle": "V",
-            "smoother": "sgd",
-            "pre": 4,
-            "coarse": 4,
-            "post": 4,
-            "tau": "minibatch",
-            "alpha_p": 1.0,
-            "alpha_m": 0.2,
-            "gamma": 0.125,
-            "eta": 2.0 * math.sqrt(2.0),
-            "theta": 0.0,
-            "interpolation": "plain",
-            "order": "natural",
-            "rematch_every": 50,
-        },
-        "by_problem": {"poisson": {}, "darcy": {"weight_decay": 1e-6,
-                                                "fas": {"pre": 2, "coarse": 2, "post": 2, "rematch_every": 10}}},
-    },
-}
+def _spec(cls: type[Section], name: str):
+    """The spec of ``cls.name``, for a key that two sections share (checked by the one spec)."""
+    return cls.__dataclass_fields__[name].metadata["spec"]
 
 
 # --------------------------------------------------------------------------
-# leaf validators: f(key, value) -> normalised value, raising ConfigError
+# data
 # --------------------------------------------------------------------------
-def _fail(key: str, value: Any, allowed: str) -> None:
-    raise ConfigError(f"{key} = {value!r}: {allowed}")
+@dataclass(frozen=True)
+class SplitConfig(Section):
+    """Contiguous blocks of sample indices [0, N): train, then val, then test."""
+
+    PREFIX = "data.split"
+    train: float = option(Float(0.8, low=0.0, high=1.0, low_open=True))
+    val: float = option(Float(0.1, low=0.0, high=1.0, low_open=True))
+    test: float = option(Float(0.1, low=0.0, high=1.0))
+
+    def validate(self) -> None:
+        total = self.train + self.val + self.test
+        if abs(total - 1.0) > 1e-9:
+            raise ConfigError(f"{self.PREFIX}: {self.to_dict()!r} is not allowed; the fractions train + val + "
+                              f"test must add up to 1 (they add up to {total:g})")
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+@dataclass(frozen=True)
+class TargetChoice:
+    """``data.target``: problem -> target choice of the registry (missing problems: its default)."""
+
+    default: dict
+
+    def check(self, key: str, value: Any) -> dict[str, str]:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: {value!r} is not allowed; need a mapping problem -> target, e.g. {{darcy: Q}}")
+        for problem, target in value.items():
+            choices = get_problem(problem).targets
+            if target not in choices:
+                raise ConfigError(f"{key}.{problem}: {target!r} is not allowed; need one of {', '.join(choices)}")
+        return dict(value)
 
 
-def num(lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
-        hi_open: bool = False) -> Callable[[str, Any], float]:
-    def check(key: str, v: Any) -> float:
-        desc = "must be a number"
-        if lo is not None:
-            desc += f" {'>' if lo_open else '>='} {lo}"
-        if hi is not None:
-            desc += f"{' and' if lo is not None else ''} {'<' if hi_open else '<='} {hi}"
-        if isinstance(v, str):  # PyYAML reads ``1e-6`` (no dot) as a string
-            try:
-                v = float(v)
-            except ValueError:
-                _fail(key, v, desc)
-        if not _is_num(v) or not math.isfinite(v):
-            _fail(key, v, desc)
-        if lo is not None and (v < lo or (lo_open and v == lo)):
-            _fail(key, v, desc)
-        if hi is not None and (v > hi or (hi_open and v == hi)):
-            _fail(key, v, desc)
-        return float(v)
-    return check
+@dataclass(frozen=True)
+class DataConfig(Section):
+    """How a store becomes training tensors (surrogate.dataset)."""
 
+    PREFIX = "data"
+    split: SplitConfig = subsection(SplitConfig)
+    memory_budget_mb: float = option(Float(2048.0, low=0.0))   # encoded splits that fit are loaded, else streamed
+    allow_incomplete: bool = option(Bool(False))                # train on the done samples of an unfinished store
+    normalize: bool = option(Bool(True))                        # standardise with training-split mean/std
+    target: dict = option(TargetChoice({}))                     # e.g. {darcy: Q+p}
+    eval_batch_size: int = option(Int(1000, low=1))
 
-def integer(lo: int | None = None) -> Callable[[str, Any], int]:
-    def check(key: str, v: Any) -> int:
-        desc = "must be an integer" + (f" >= {lo}" if lo is not None else "")
-        if isinstance(v, bool) or not (isinstance(v, int) or (isinstance(v, float) and v.is_integer())):
-            _fail(key, v, desc)
-        v = int(v)
-        if lo is not None and v < lo:
-            _fail(key, v, desc)
-        return v
-    return check
-
-
-def choice(*allowed: Any) -> Callable[[str, Any], Any]:
-    def check(key: str, v: Any) -> Any:
-        if v not in allowed:
-            _fail(key, v, "allowed: " + ", ".join(repr(a) for a in allowed))
-        return v
-    return check
-
-
-def boolean(key: str, v: Any) -> bool:
-    if not isinstance(v, bool):
-        _fail(key, v, "must be true or false")
-    return v
-
-
-def int_list(key: str, v: Any, *, allow_empty: bool = False) -> list[int]:
-    desc = "must be a list of positive integers" + ("" if allow_empty else " (at least one)")
-    if not isinstance(v, (list, tuple)) or (not v and not allow_empty):
-        _fail(key, v, desc)
-    out = []
-    for x in v:
-        if isinstance(x, bool) or not isinstance(x, int) or x < 1:
-            _fail(key, v, desc)
-        out.append(int(x))
-    return out
-
-
-def conv_list(key: str, v: Any) -> list[list[int]]:
-    desc = "must be a non-empty list of [channels, kernel, stride] triples of positive integers"
-    if not isinstance(v, (list, tuple)) or not v:
-        _fail(key, v, desc)
-    out = []
-    for layer in v:
-        if isinstance(layer, Mapping):
-            layer = [layer.get("channels"), layer.get("kernel"), layer.get("stride", 1)]
-        if not isinstance(layer, (list, tuple)) or len(layer) != 3:
-            _fail(key, v, desc)
-        for x in layer:
-            if isinstance(x, bool) or not isinstance(x, int) or x < 1:
-                _fail(key, v, desc)
-        out.append([int(x) for x in layer])
-    return out
-
-
-_FAS_SPEC = {
-    "levels": integer(1),
-    "cycle": choice("V", "W", "F"),
-    "smoother": choice("sgd", "adam"),
-    "pre": integer(0),
-    "coarse": integer(1),
-    "post": integer(0),
-    "tau": choice("minibatch", "none", "wholeset"),
-    "alpha_p": num(0.0, 1.0, lo_open=True),
-    "alpha_m": num(0.0, 1.0),
-    "gamma": num(0.0, 1.0),
-    "eta": num(0.0, lo_open=True),
-    "theta": num(0.0, 1.0),
-    "interpolation": choice("plain", "rownorm"),
-    "order": choice("natural", "random"),
-    "rematch_every": integer(1),
-}
-
-_TRAIN_SPEC: dict[str, Any] = {
-    "trainer": choice(*TRAINERS),
-    "budget_wu": num(0.0, lo_open=True),
-    "work_measure": choice("paper", "flops"),
-    "batch_size": integer(1),
-    "lr": num(0.0, lo_open=True),
-    "momentum": num(0.0, 1.0, hi_open=True),
-    "weight_decay": num(0.0),
-    "seed": integer(0),
-    "device": choice("auto", "cpu", "cuda"),
-    "eval_every_wu": num(0.0, lo_open=True),
-    "checkpoint_every_wu": num(0.0, lo_open=True),
-    "eval_train_samples": integer(0),
-    "best_metric": choice("mse", "linf"),
-    "fas": _FAS_SPEC,
-}
-
-_MODEL_SPEC = {
-    "mlp": {"hidden": int_list},
-    "cnn": {"conv": conv_list, "fc": lambda k, v: int_list(k, v, allow_empty=True)},
-}
-
-SPEC: dict[str, Any] = {
-    "data": {
-        "split": {"train": num(0.0, 1.0, lo_open=True), "val": num(0.0, 1.0, lo_open=True),
-                  "test": num(0.0, 1.0)},
-        "memory_budget_mb": num(0.0),
-        "allow_incomplete": boolean,
-        "normalize": boolean,
-        "darcy_target": choice("Q", "p", "Q+p"),
-        "eval_batch_size": integer(1),
-    },
-    "models": {p: _MODEL_SPEC for p in PROBLEMS},
-    "train": dict(_TRAIN_SPEC, by_problem={p: _TRAIN_SPEC for p in PROBLEMS}),
-}
+    def target_of(self, problem: str) -> str:
+        return self.target.get(problem, get_problem(problem).default_target)
 
 
 # --------------------------------------------------------------------------
-# merging / validation
+# models
 # --------------------------------------------------------------------------
-def _merge(base: dict, over: Mapping, prefix: str) -> dict:
-    """Deep-merge ``over`` into a copy of ``base``; keys of ``over`` must exist in ``base``."""
-    out = copy.deepcopy(base)
-    if not isinstance(over, Mapping):
-        raise ConfigError(f"{prefix or 'params'} = {over!r}: must be a mapping of keys to values")
-    for k, v in over.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if k not in out:
-            raise ConfigError(f"unknown key {key!r} (allowed here: {', '.join(sorted(map(str, out)))})")
-        if isinstance(out[k], dict) and prefix != "train.by_problem":
-            out[k] = _merge(out[k], v if v is not None else {}, key)
-        elif isinstance(out[k], dict):
-            # by_problem.<p>: a partial train section that replaces the default one;
-            # validated later against the train spec
-            if v is not None and not isinstance(v, Mapping):
-                raise ConfigError(f"{key} = {v!r}: must be a mapping of keys to values")
-            out[k] = copy.deepcopy(dict(v or {}))
+@dataclass(frozen=True)
+class MLPConfig(Section):
+    """Fully connected ReLU network; input and output sizes follow from the store."""
+
+    PREFIX = "models.PROBLEM.mlp"
+    KIND = "mlp"
+    hidden: list = option(IntList((64, 64)))
+
+
+@dataclass(frozen=True)
+class CNNConfig(Section):
+    """Convolutions ``[channels, kernel, stride]`` then fully connected layers."""
+
+    PREFIX = "models.PROBLEM.cnn"
+    KIND = "cnn"
+    conv: list = option(ConvList(((16, 7, 2), (16, 7, 2))))
+    fc: list = option(IntList((64, 64), allow_empty=True))
+
+
+MODELS: dict[str, type[Section]] = {"mlp": MLPConfig, "cnn": CNNConfig}
+
+
+# --------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TrainConfig(Section):
+    """The training run (surrogate.train); ``sgd``/``adam`` are one level, ``fas`` the hierarchy."""
+
+    PREFIX = "train"
+    trainer: str = option(Choice("fas", TRAINERS))
+    budget_wu: float = option(Float(200.0, low=0.0, low_open=True))    # work units (paper sec. 8)
+    work_measure: str = option(Choice("paper", ("paper", "flops")))
+    batch_size: int = option(Int(200, low=1))
+    lr: float = option(_spec(OptimizerConfig, "lr"))
+    momentum: float = option(_spec(OptimizerConfig, "momentum"))
+    weight_decay: float = option(_spec(OptimizerConfig, "weight_decay"))
+    seed: int = option(Int(0, low=0))
+    device: str = option(Choice("auto", DEVICES))
+    eval_every_wu: float = option(Float(10.0, low=0.0, low_open=True))
+    checkpoint_every_wu: float = option(Float(50.0, low=0.0, low_open=True))
+    eval_train_samples: int = option(Int(256, low=0))
+    best_metric: str = option(Choice("mse", ("mse", "linf")))
+    fas: FASConfig = subsection(FASConfig)
+
+    def validate(self) -> None:
+        if self.trainer != "fas":  # one level: the hierarchy is the network alone
+            object.__setattr__(self, "fas", dataclasses.replace(self.fas, levels=1))
+        elif self.fas.levels < 2:
+            raise ConfigError(f"train.fas.levels: {self.fas.levels!r} is not allowed; the fas trainer needs "
+                              "levels >= 2 (use trainer sgd or adam for one-level training)")
+
+    @property
+    def optimizer(self) -> OptimizerConfig:
+        """The optimizer of every level: the trainer itself, or the FAS smoother."""
+        kind = self.fas.smoother if self.trainer == "fas" else self.trainer
+        return OptimizerConfig(kind=kind, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+
+
+# --------------------------------------------------------------------------
+# Monte Carlo
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FieldOverrides:
+    """``mc.field``: some of the random-field parameters (checked with the field's own check)."""
+
+    default: dict
+
+    def check(self, key: str, value: Any) -> dict[str, Any]:
+        value = {} if value is None else value
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: {value!r} is not allowed; need a mapping with keys among "
+                              f"{', '.join(FIELD_PARAMS)}")
+        unknown = sorted(set(value) - set(FIELD_PARAMS))
+        if unknown:
+            raise ConfigError(f"{key}.{unknown[0]}: unknown key; allowed keys are {', '.join(FIELD_PARAMS)}")
+        defaults = {name: spec.default for name, spec in FIELD_PARAMS.items()}
+        checked = check_field_params(**{**defaults, **value}, prefix=f"{key}.")
+        return {name: checked[name] for name in value}
+
+
+@dataclass(frozen=True)
+class MCConfig(Section):
+    """Monte Carlo of the Darcy outflow QoI (surrogate.mc)."""
+
+    PREFIX = "mc"
+    n: int = option(Int(20000, low=2))           # surrogate samples N (fresh fields)
+    fem_n: int = option(Int(500, low=0))         # FEM solves M on the first M of the N fields (0: none)
+    seed: int = option(Int(1, low=0))            # field i <- SeedSequence((seed, i, MC_STREAM))
+    batch_size: int = option(Int(4096, low=1))   # fields drawn and predicted per batch
+    device: str = option(Choice("auto", DEVICES))
+    field: dict = option(FieldOverrides({}))     # overrides of the training store's field parameters
+
+    def validate(self) -> None:
+        if self.fem_n > self.n:
+            raise ConfigError(f"mc.fem_n: {self.fem_n} is not allowed; the FEM solves use a subset of the N "
+                              f"fields; need fem_n <= n = {self.n}")
+        if self.fem_n in (1, 2):
+            raise ConfigError(f"mc.fem_n: {self.fem_n} is not allowed; the control variate needs at least 3 FEM "
+                              "solves (to estimate beta and the residual variance); use 0 for a surrogate-only "
+                              "estimate")
+
+
+# --------------------------------------------------------------------------
+# the whole file
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one ``surrogate train`` run uses; ``to_dict()`` is what files record."""
+
+    problem: str
+    data: DataConfig
+    model: MLPConfig | CNNConfig
+    train: TrainConfig
+
+    @property
+    def target(self) -> str:
+        return self.data.target_of(self.problem)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"problem": self.problem, "data": self.data.to_dict(),
+                "model": {"kind": self.model.KIND, **self.model.to_dict()}, "train": self.train.to_dict()}
+
+
+@dataclass(frozen=True)
+class Params:
+    """The checked ``data``, ``models``, ``train`` and ``mc`` sections of one params.yaml (+ overrides)."""
+
+    data: DataConfig
+    models: dict[str, dict[str, Section]]
+    train: TrainConfig
+    mc: MCConfig
+    train_raw: dict = dataclasses.field(repr=False)
+
+    def run(self, problem: str, model: str | None = None, trainer: str | None = None) -> RunConfig:
+        """The config of one run; ``model``/``trainer`` are the CLI's (defaults: mlp, train.trainer)."""
+        get_problem(problem)
+        kind = Choice("mlp", tuple(MODELS)).check("--model", model or "mlp")
+        raw = _train_for(self.train_raw, problem)
+        if trainer is not None:
+            raw["trainer"] = Choice("fas", TRAINERS).check("--trainer", trainer)
+        net = self.models.get(problem, {}).get(kind) or MODELS[kind]()
+        return RunConfig(problem, self.data, net, TrainConfig.from_mapping(raw))
+
+
+def _train_for(train: Mapping, problem: str) -> dict:
+    """The ``train`` mapping with ``train.by_problem.PROBLEM`` merged in (nested sections key by key)."""
+    out = {k: copy.deepcopy(v) for k, v in train.items() if k != "by_problem"}
+    for key, value in ((train.get("by_problem") or {}).get(problem) or {}).items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = {**out[key], **value}
         else:
-            out[k] = v
+            out[key] = copy.deepcopy(value)
     return out
 
 
-def _validate(cfg: Mapping, spec: Mapping, prefix: str, partial: bool = False) -> dict:
-    out: dict[str, Any] = {}
-    for k, v in cfg.items():
-        key = f"{prefix}.{k}" if prefix else str(k)
-        if k not in spec:
-            raise ConfigError(f"unknown key {key!r} (allowed here: {', '.join(sorted(spec))})")
-        sub = spec[k]
-        if isinstance(sub, Mapping):
-            if not isinstance(v, Mapping):
-                raise ConfigError(f"{key} = {v!r}: must be a mapping with keys {', '.join(sorted(sub))}")
-            out[k] = _validate(v, sub, key, partial or k == "by_problem")
-        else:
-            out[k] = sub(key, v)
-    if not partial:
-        missing = [k for k in spec if k not in cfg]
-        if missing:
-            raise ConfigError(f"{prefix or 'params'}: missing keys {', '.join(missing)}")
+def _models(raw: Any) -> dict[str, dict[str, Section]]:
+    raw = {} if raw is None else raw
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"models: {raw!r} is not allowed; need a mapping problem -> {{mlp: ..., cnn: ...}}")
+    out: dict[str, dict[str, Section]] = {}
+    for problem, kinds in raw.items():
+        if problem not in PROBLEMS:
+            raise ConfigError(f"models.{problem}: unknown key; allowed keys are {', '.join(PROBLEMS)}")
+        kinds = {} if kinds is None else kinds
+        if not isinstance(kinds, Mapping) or set(kinds) - set(MODELS):
+            raise ConfigError(f"models.{problem}: {kinds!r} is not allowed; need a mapping with keys "
+                              f"among {', '.join(MODELS)}")
+        out[problem] = {kind: MODELS[kind].from_mapping(cfg, f"models.{problem}.{kind}") for kind, cfg in kinds.items()}
     return out
 
 
-def _check_split(split: Mapping) -> None:
-    total = split["train"] + split["val"] + split["test"]
-    if abs(total - 1.0) > 1e-9:
-        raise ConfigError(
-            f"data.split = {dict(split)!r}: the fractions train + val + test must add up to 1 (they add up to {total:g})")
+def load(params: str | Path | Mapping | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Params:
+    """Read ``params`` (a path, a mapping or None for the defaults) and ``-S`` overrides; check every section."""
+    tree = read_params(params, overrides, sections=(*SECTIONS, *PROBLEMS))
+    train_raw = tree.get("train") or {}
+    if not isinstance(train_raw, Mapping):
+        raise ConfigError(f"train: {train_raw!r} is not allowed; need a mapping of keys to values")
+    by_problem = train_raw.get("by_problem") or {}
+    if not isinstance(by_problem, Mapping) or set(by_problem) - set(PROBLEMS):
+        raise ConfigError(f"train.by_problem: {by_problem!r} is not allowed; need a mapping with keys among "
+                          f"{', '.join(PROBLEMS)}")
+    for problem in by_problem:  # a bad key under any problem fails now, whichever problem runs
+        TrainConfig.from_mapping(_train_for(train_raw, problem), f"train.by_problem.{problem}")
+    train_base = {k: v for k, v in train_raw.items() if k != "by_problem"}
+    return Params(data=DataConfig.from_mapping(tree.get("data")), models=_models(tree.get("models")),
+                  train=TrainConfig.from_mapping(train_base), mc=MCConfig.from_mapping(tree.get("mc")),
+                  train_raw=dict(train_raw))
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``'train.fas.gamma=0.1'`` -> (['train', 'fas', 'gamma'], 0.1) (value parsed as YAML)."""
-    if "=" not in text:
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. train.lr=0.01")
-    key, _, raw = text.partition("=")
-    path = [p for p in key.strip().split(".") if p]
-    if not path or path[0] not in OWN_SECTIONS:
-        raise ConfigError(f"override {text!r}: the key must start with one of {', '.join(OWN_SECTIONS)}")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"override {text!r}: value is not valid YAML ({exc})") from None
-    return path, value
+def resolve(params: str | Path | Mapping | None = None, *, problem: str, model: str | None = None,
+            trainer: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """The :class:`RunConfig` of one (problem, model, trainer): ``load(params, overrides).run(...)``."""
+    return load(params, overrides).run(problem, model, trainer)
 
 
-def _set_path(tree: dict, path: list[str], value: Any) -> None:
-    node = tree
-    for p in path[:-1]:
-        nxt = node.get(p)
-        if nxt is None:
-            nxt = node[p] = {}
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"override {'.'.join(path)}: {p!r} is not a section")
-        node = nxt
-    node[path[-1]] = value
+def resolve_mc(params: str | Path | Mapping | None = None, overrides: list[str] | tuple[str, ...] = (),
+               **flags: Any) -> MCConfig:
+    """The ``mc`` section, with command-line ``flags`` (``n=...``; None: not given) on top."""
+    mc = load(params, overrides).mc
+    given = {k: v for k, v in flags.items() if v is not None}
+    return MCConfig.from_mapping({**mc.to_dict(), **given})
 
 
-def read_params(path: str | Path | None) -> dict:
-    """Read ``params.yaml`` (or return {} when ``path`` is None)."""
-    if path is None:
-        return {}
-    path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise ConfigError(f"params file {str(path)!r} does not exist") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"params file {str(path)!r} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"params file {str(path)!r}: expected a mapping at the top level")
-    return data
-
-
-def load_sections(params: Mapping | str | Path | None = None,
-                  overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Defaults + our sections of ``params`` + overrides, validated (all problems)."""
-    if params is None or isinstance(params, (str, Path)):
-        params = read_params(params)
-    own = {k: copy.deepcopy(params[k]) for k in OWN_SECTIONS if k in params and params[k] is not None}
-    for text in overrides:
-        path, value = parse_override(text)
-        _set_path(own, path, value)
-    merged = _merge(DEFAULTS, own, "")
-    cfg = _validate(merged, SPEC, "")
-    _check_split(cfg["data"]["split"])
-    return cfg
-
-
-def resolve(params: Mapping | str | Path | None = None, *, problem: str, model: str | None = None,
-            trainer: str | None = None, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """The run configuration for one (problem, model, trainer), validated.
-
-    ``model``/``trainer`` are the CLI's ``--model``/``--trainer``; they default
-    to ``mlp`` and ``train.trainer``.  ``sgd``/``adam`` train one level
-    (``fas.levels`` is forced to 1); ``fas`` needs ``fas.levels >= 2``.
-    """
-    choice(*PROBLEMS)("problem", problem)
-    if model is not None:
-        choice(*MODEL_KINDS)("model", model)
-    if trainer is not None:
-        choice(*TRAINERS)("trainer", trainer)
-    cfg = load_sections(params, overrides)
-    train = {k: v for k, v in cfg["train"].items() if k != "by_problem"}
-    train = _validate(_merge(train, cfg["train"]["by_problem"].get(problem, {}),
-                             f"train.by_problem.{problem}"), _TRAIN_SPEC, "train")
-    if trainer is not None:
-        train["trainer"] = trainer
-    if train["trainer"] != "fas":
-        train["fas"] = dict(train["fas"], levels=1)
-    elif train["fas"]["levels"] < 2:
-        raise ConfigError(f"train.fas.levels = {train['fas']['levels']!r}: the fas trainer needs levels >= 2 "
-                          "(use trainer sgd or adam for one-level training)")
-    kind = model or "mlp"
-    model_cfg = {"kind": kind, **copy.deepcopy(cfg["models"][problem][kind])}
-    return {"problem": problem, "data": cfg["data"], "model": model_cfg, "train": train}
+def to_dict(cfg: RunConfig | Mapping) -> dict:
+    """The nested dict of a run config (a dict is returned as a copy)."""
+    return cfg.to_dict() if isinstance(cfg, RunConfig) else copy.deepcopy(dict(cfg))
 
 
 def diff(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:

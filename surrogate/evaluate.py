@@ -9,7 +9,9 @@ stored solutions in physical units: ``mse`` (the paper's "L2 loss"),
 ``linf`` (maximum absolute error, "L-infinity") and ``rel_l2`` (relative L2
 error of the split), per target (``u``; ``Q`` and/or ``p``).
 
-The metrics JSON::
+``--out FILE`` is a flat JSON of numbers for ``dvc metrics`` (``test_mse``,
+``test_linf``, ``test_rel_l2`` and ``aux_test_*`` on the first target);
+``FILE.meta.json`` beside it holds everything::
 
     {"problem": ..., "store": {...}, "same_store_as_training": true, "n_test": ...,
      "fine": {"u": {"mse": ..., "linf": ..., "rel_l2": ...}},
@@ -23,7 +25,6 @@ and for Darcy ``parity_Q.png`` (predicted vs true Q of the test split).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Mapping
@@ -31,55 +32,43 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from surrogate.data import DataError, open_store
+from pde_data.store import StoreError
+from surrogate.config import SplitConfig
+from surrogate.dataset import Split, check_complete, open_store, split_indices
 from surrogate.io import ModelFileError, Surrogate, load
-from surrogate.metrics import ErrorAccumulator
+from surrogate.metrics import split_errors
+from surrogate.runtime import write_json
 
 NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
+METRIC_DEFINITIONS = {"mse": "mean squared error (paper: L2 loss)",
+                      "linf": "maximum absolute error (paper: L-infinity loss)",
+                      "rel_l2": "||pred - true||_2 / ||true||_2 over the test split"}
 
 
-def _predict_split(model: Surrogate, store, index: np.ndarray, batch_size: int):
-    """Yield (fields, truth vector, prediction vector) in physical units, block by block."""
-    codec, layout = model.codec, model.layout
+def test_split(model: Surrogate, store, index: np.ndarray, batch_size: int) -> Split:
+    """Samples ``index`` of ``store`` encoded for ``model`` (on its device)."""
+    xs, ys = [], []
     for a in range(0, len(index), batch_size):
-        part = index[a:a + batch_size]
-        fields = {name: store.read(name, part) for name in layout.arrays}
-        truth = codec.target_vector(fields)
-        with torch.no_grad():
-            xb = codec.encode_inputs(fields, model.device)
-            pred = codec.decode_vector(model.net(xb).reshape(xb.shape[0], -1))
-        yield fields, truth, pred
+        fields = {name: store.read(name, index[a:a + batch_size]) for name in model.layout.arrays}
+        xs.append(model.codec.encode_inputs(fields, model.device))
+        ys.append(model.codec.encode_targets(fields, model.device))
+    return Split("test", index, torch.cat(xs), torch.cat(ys))
 
 
-def split_metrics(model: Surrogate, store, index: np.ndarray, batch_size: int = 1000,
-                 keep: int = 0) -> tuple[dict, dict]:
-    """Metrics per target of ``model`` on samples ``index``; also returns the first ``keep``
-    samples' inputs/truth/prediction and all Q values (for plots)."""
-    slices = model.codec.target_slices()
-    accs = {t: ErrorAccumulator() for t in slices}
-    kept: dict[str, list] = {"inputs": [], "truth": [], "pred": []}
-    q_true, q_pred = [], []
-    for fields, truth, pred in _predict_split(model, store, index, batch_size):
-        for t, sl in slices.items():
-            accs[t].add(torch.from_numpy(pred[:, sl]), torch.from_numpy(truth[:, sl]))
-        if "Q" in slices:
-            q_true.append(truth[:, slices["Q"]].ravel())
-            q_pred.append(pred[:, slices["Q"]].ravel())
-        have = sum(len(x) for x in kept["truth"])
-        if have < keep:
-            take = keep - have
-            kept["inputs"].append(fields[model.layout.inputs[0]][:take])
-            kept["truth"].append(truth[:take])
-            kept["pred"].append(pred[:take])
-    extra = {k: np.concatenate(v) if v else None for k, v in kept.items()}
-    if q_true:
-        extra["Q_true"], extra["Q_pred"] = np.concatenate(q_true), np.concatenate(q_pred)
-    return {t: a.result() for t, a in accs.items()}, extra
+@torch.no_grad()
+def predictions(model: Surrogate, split: Split, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """(truth, prediction) output vectors of the split in physical units."""
+    truth, pred = [], []
+    for xb, yb in split.batches(batch_size):
+        truth.append(model.codec.decode_vector(yb))
+        pred.append(model.codec.decode_vector(model.net(xb).reshape(xb.shape[0], -1)))
+    return np.concatenate(truth), np.concatenate(pred)
 
 
 def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = None,
              plots: str | Path | None = None, *, device: str | torch.device = "cpu",
              batch_size: int = 1000, n_plot: int = 4, allow_incomplete: bool | None = None) -> dict:
+    """Test-split metrics of every network in ``model_dir``; ``out``: flat metrics JSON (+ ``.meta.json``)."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelFileError(f"model directory {str(model_dir)!r} does not exist")
@@ -89,48 +78,47 @@ def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = 
         raise ModelFileError(f"model directory {str(model_dir)!r} has no best.pt "
                              "(train it with `surrogate train ... --out DIR`)")
     fine = models["fine"]
-    data_cfg = dict(fine.meta["data"])
-    if allow_incomplete is not None:
-        data_cfg["allow_incomplete"] = allow_incomplete
+    data = fine.meta["data"]
     st = open_store(store, fine.problem)
-    st.check_complete(bool(data_cfg.get("allow_incomplete", False)))
-    if st.n != fine.layout.n:
-        raise DataError(f"store {str(store)!r} has a {st.n} x {st.n} grid; the model was trained on "
-                        f"{fine.layout.n} x {fine.layout.n}")
-    test_idx = st.split_indices(data_cfg["split"])["test"]
+    check_complete(st, data.get("allow_incomplete", False) if allow_incomplete is None else allow_incomplete)
+    n = st.sample_shape(fine.layout.inputs[0])[0]
+    if n != fine.layout.n:
+        raise StoreError(f"store {str(store)!r} has a {n} x {n} grid; the model was trained on "
+                         f"{fine.layout.n} x {fine.layout.n}")
+    test_idx = split_indices(st, SplitConfig.from_mapping(data["split"]))["test"]
     if len(test_idx) == 0:
-        raise DataError(f"store {str(store)!r}: the test split (data.split = {data_cfg['split']}) "
-                        "has no finished samples")
+        raise StoreError(f"store {str(store)!r}: the test split (data.split = {data['split']}) "
+                         "has no finished samples")
     info = st.describe()
     result: dict = {"problem": fine.problem, "model_dir": str(model_dir), "store": info,
                     "same_store_as_training": info["fingerprint"] == fine.store_fingerprint,
                     "n_test": int(len(test_idx)), "targets": list(fine.targets),
-                    "metric_definitions": {"mse": "mean squared error (paper: L2 loss)",
-                                           "linf": "maximum absolute error (paper: L-infinity loss)",
-                                           "rel_l2": "||pred - true||_2 / ||true||_2 over the test split"}}
+                    "metric_definitions": METRIC_DEFINITIONS, "work_units": {}}
     extras = {}
     for key, model in models.items():
-        metrics, extra = split_metrics(model, st, test_idx, batch_size, keep=n_plot)
-        result[key] = metrics
-        extras[key] = extra
-        result.setdefault("work_units", {})[key] = model.meta.get("work_units")
+        split = test_split(model, st, test_idx, batch_size)
+        result[key] = split_errors(model.net, split, model.codec, batch_size)
+        result["work_units"][key] = model.meta.get("work_units")
+        truth, pred = predictions(model, split, batch_size)
+        extras[key] = {"inputs": st.read(model.layout.inputs[0], test_idx[:n_plot]), "truth": truth[:n_plot],
+                       "pred": pred[:n_plot]}
+        if "Q" in model.targets:
+            sl = model.layout.target_slices()["Q"]
+            extras[key].update(Q_true=truth[:, sl].ravel(), Q_pred=pred[:, sl].ravel())
     if out is not None:
-        out = Path(out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(_finite(result), indent=2) + "\n")
+        write_json(Path(out), flat_metrics(result))
+        write_json(Path(out).with_suffix(".meta.json"), result)
     if plots is not None:
         make_plots(models, extras, Path(plots))
     return result
 
 
-def _finite(obj):
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    return obj
+def flat_metrics(result: Mapping) -> dict[str, float]:
+    """The figures to compare across experiments: test errors of the best fine and auxiliary networks
+    on the first target (all targets and networks are in the ``.meta.json`` sibling)."""
+    target = result["targets"][0]
+    return {f"{'aux_' if key == 'aux' else ''}test_{m}": result[key][target][m]
+            for key in ("fine", "aux") if key in result for m in ("mse", "linf", "rel_l2")}
 
 
 # --------------------------------------------------------------------------

@@ -32,7 +32,8 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from surrogate.data import Codec, Layout
+from surrogate.codec import Codec
+from surrogate.layout import Layout
 
 MODEL_FORMAT = "pde-surrogate-model"
 CHECKPOINT_FORMAT = "pde-surrogate-checkpoint"
@@ -163,14 +164,13 @@ def build_net(arch: Mapping) -> torch.nn.Module:
 
 
 def make_net(model_cfg: Mapping, layout: Layout) -> torch.nn.Module:
-    """The fine network for the ``models.<problem>.<kind>`` section on ``layout``."""
+    """The fine network for the ``models.<problem>.<kind>`` section (a dict with ``kind``) on ``layout``."""
+    from pde_data.config import ConfigError
     from surrogate import models
 
     try:
         return models.build_model(model_cfg, layout.in_shape, layout.out_dim)
     except ValueError as exc:
-        from surrogate.config import ConfigError
-
         raise ConfigError(f"models.{layout.problem}.{model_cfg.get('kind')} on the store's "
                           f"{layout.n} x {layout.n} grid: {exc}") from None
 
@@ -221,11 +221,11 @@ class Surrogate:
                 f"selection={self.meta.get('selection')!r}, targets={list(self.targets)}, n={self.layout.n})")
 
     def input_help(self) -> str:
-        n, chans = self.layout.n, self.layout.channels
-        if self.problem == "poisson":
-            return (f"kappa of shape ({n}, {n}) or (B, {n}, {n}), or the full input "
+        n, chans, first = self.layout.n, self.layout.channels, self.layout.inputs[0]
+        if len(chans) > 1:
+            return (f"{first} of shape ({n}, {n}) or (B, {n}, {n}), or the full input "
                     f"({', '.join(chans)}) of shape (B, {len(chans)}, {n}, {n})")
-        return f"log_k cell values of shape ({n}, {n}) or (B, {n}, {n}) (or (B, 1, {n}, {n}))"
+        return f"{first} of shape ({n}, {n}) or (B, {n}, {n}) (or (B, 1, {n}, {n}))"
 
     def _fields(self, x: Any) -> tuple[dict[str, np.ndarray], bool]:
         try:

@@ -63,3 +63,19 @@ def errors(pred, true) -> dict[str, float]:
     acc = ErrorAccumulator()
     acc.add(pred, true)
     return acc.result()
+
+
+@torch.no_grad()
+def split_errors(net: torch.nn.Module, split, codec, batch_size: int, limit: int | None = None) -> dict[str, dict]:
+    """{target: {mse, linf, rel_l2}} of ``net`` on a :class:`surrogate.dataset.Split`, in physical units."""
+    slices = codec.layout.target_slices()
+    accs = {t: ErrorAccumulator() for t in slices}
+    was_training = net.training
+    net.eval()
+    for xb, yb in split.batches(batch_size, limit):
+        pred = codec.decode_torch(net(xb).reshape(yb.shape[0], -1).double())
+        true = codec.decode_torch(yb.double())
+        for t, sl in slices.items():
+            accs[t].add(pred[:, sl], true[:, sl])
+    net.train(was_training)
+    return {t: a.result() for t, a in accs.items()}

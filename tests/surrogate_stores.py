@@ -21,15 +21,17 @@ def _group(path, problem, n_samples, seed):
 
 
 def _record(g, problem, n_samples, n, seed, chunk):
+    arrays = {name: [list(g[name].shape[1:]), str(g[name].dtype)] for name in g.array_keys()
+              if name not in ("done", "x", "y")}
     g.attrs["pde_data"] = {
         "store_format": 1, "problem": problem, "schema_version": 1, "params": {"n": n, "synthetic": True},
         "generate": {"samples": n_samples, "chunk": chunk, "seed": seed}, "mesh": {"cells": [n, n]},
-        "sample_arrays": {}, "store_arrays": ["x", "y"], "versions": {"synthetic": "1"}}
+        "sample_arrays": arrays, "store_arrays": ["x", "y"], "versions": {"synthetic": "1"}}
 
 
 def _arr(g, name, data, chunk):
     shape = data.shape
-    a = g.create_array(name, shape=shape, chunks=(min(chunk, shape[0]),) + shape[1:], dtype=data.dtype,
+    a = g.create_array(name, shape=shape, chunks=(chunk,) + shape[1:], dtype=data.dtype,
                        fill_value=0)
     a[...] = data
     return a

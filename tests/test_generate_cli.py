@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pde_data.cli import main
-from pde_data.config import ConfigError, load_params, problem_config
+from pde_data.config import ConfigError, read_params, problem_config
 from pde_data.generate import generate
 from pde_data.poisson import PoissonProblem
 
@@ -65,7 +65,7 @@ def test_bad_params_file_names_key_value_and_rule(tmp_path, capsys, write_params
         (["--n", "0"], "--n: 0 is too small; need an integer >= 1"),
         (["--chunk", "0"], "--chunk: 0 is too small; need an integer >= 1"),
         (["--seed", "-1"], "--seed: -1 is too small; need an integer >= 0"),
-        (["--params", "missing.yaml"], "--params: cannot read missing.yaml"),
+        (["--params", "missing.yaml"], "--params: missing.yaml does not exist"),
     ],
 )
 def test_bad_flags(tmp_path, capsys, flags, message):
@@ -91,7 +91,7 @@ def test_info_of_a_foreign_path(tmp_path, capsys):
 
 
 def test_params_yaml_of_the_repository_is_valid():
-    params = load_params(Path(__file__).parents[1] / "params.yaml")
+    params = read_params(Path(__file__).parents[1] / "params.yaml")
     kwargs, settings = problem_config(params, "poisson", PoissonProblem.PARAMS)
     assert kwargs["n"] == 32 and kwargs["kx"] == [0.5, 4.0] and settings["samples"] >= 100
 

@@ -1,4 +1,4 @@
-"""surrogate.config and surrogate.data on tiny synthetic stores (no DOLFINx)."""
+"""surrogate.config and surrogate.dataset on tiny synthetic stores (no DOLFINx)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,19 @@ import numpy as np
 import pytest
 import torch
 
+from pde_data.config import replace
+
+from pde_data.config import ConfigError
+from pde_data.store import StoreError, StoreReader
 from surrogate import config
-from surrogate.config import ConfigError
-from surrogate.data import DataError, Store, load_dataset, open_store
+from surrogate.config import DataConfig, SplitConfig
+from surrogate.dataset import load_dataset, open_store
 from surrogate_stores import make_darcy_store, make_poisson_store
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = {"split": {"train": 0.5, "val": 0.25, "test": 0.25}, "memory_budget_mb": 64.0,
-        "allow_incomplete": False, "normalize": True, "darcy_target": "Q", "eval_batch_size": 7}
+DATA = DataConfig.from_mapping({"split": {"train": 0.5, "val": 0.25, "test": 0.25}, "memory_budget_mb": 64.0,
+                                "allow_incomplete": False, "normalize": True, "target": {"darcy": "Q"},
+                                "eval_batch_size": 7})
 
 
 @pytest.fixture(scope="module")
@@ -35,17 +40,17 @@ def test_repo_params_validate():
         for model in ("mlp", "cnn"):
             for trainer in ("sgd", "adam", "fas"):
                 cfg = config.resolve(ROOT / "params.yaml", problem=problem, model=model, trainer=trainer)
-                assert cfg["model"]["kind"] == model
-                assert cfg["train"]["fas"]["levels"] == (1 if trainer != "fas" else cfg["train"]["fas"]["levels"])
-    assert config.resolve(ROOT / "params.yaml", problem="darcy")["train"]["weight_decay"] == 1e-6
+                assert cfg.model.KIND == model
+                assert cfg.train.fas.levels == (1 if trainer != "fas" else cfg.train.fas.levels)
+    assert config.resolve(ROOT / "params.yaml", problem="darcy").train.weight_decay == 1e-6
 
 
 @pytest.mark.parametrize("override, words", [
     ("train.lr=-1", ["train.lr", "-1", "> 0"]),
     ("train.lrr=1", ["unknown key", "train.lrr", "lr"]),
-    ("train.fas.cycle=X", ["train.fas.cycle", "'X'", "'V'"]),
-    ("train.device=gpu", ["train.device", "'gpu'", "'cuda'"]),
-    ("train.trainer=lbfgs", ["train.trainer", "'lbfgs'", "'fas'"]),
+    ("train.fas.cycle=X", ["train.fas.cycle", "'X'", "V"]),
+    ("train.device=gpu", ["train.device", "'gpu'", "cuda"]),
+    ("train.trainer=lbfgs", ["train.trainer", "'lbfgs'", "fas"]),
     ("data.split={train: 0.5, val: 0.1, test: 0.1}", ["data.split", "add up to 1"]),
     ("models.poisson.cnn.conv=[[1, 2]]", ["models.poisson.cnn.conv", "[channels, kernel, stride]"]),
     ("models.darcy.mlp.hidden=[]", ["models.darcy.mlp.hidden", "positive integers"]),
@@ -54,6 +59,7 @@ def test_repo_params_validate():
     ("train.fas.gamma=2", ["train.fas.gamma", "2", "<= 1"]),
     ("data.allow_incomplete=maybe", ["data.allow_incomplete", "true or false"]),
     ("trainx.lr=1", ["trainx.lr", "data, models, train"]),
+    ("data.target.darcy=u", ["data.target.darcy", "'u'", "Q+p"]),
 ])
 def test_bad_values_name_key_value_and_allowed(override, words):
     with pytest.raises(ConfigError) as err:
@@ -65,18 +71,18 @@ def test_bad_values_name_key_value_and_allowed(override, words):
 def test_overrides_and_by_problem():
     cfg = config.resolve({"train": {"by_problem": {"darcy": {"fas": {"pre": 2, "rematch_every": 10}}}}},
                          problem="darcy", overrides=["train.weight_decay=1e-6", "train.fas.levels=3"])
-    assert cfg["train"]["weight_decay"] == 1e-6  # '1e-6' is a str for PyYAML; accepted as a number
-    assert cfg["train"]["fas"]["pre"] == 2 and cfg["train"]["fas"]["rematch_every"] == 10
-    assert cfg["train"]["fas"]["levels"] == 3
+    assert cfg.train.weight_decay == 1e-6  # '1e-6' is a str for PyYAML; accepted as a number
+    assert cfg.train.fas.pre == 2 and cfg.train.fas.rematch_every == 10
+    assert cfg.train.fas.levels == 3
     with pytest.raises(ConfigError, match="fas trainer needs levels >= 2"):
         config.resolve({}, problem="poisson", trainer="fas", overrides=["train.fas.levels=1"])
-    with pytest.raises(ConfigError, match="params file .* does not exist"):
+    with pytest.raises(ConfigError, match="--params: .*params.yaml does not exist"):
         config.resolve("/nonexistent/params.yaml", problem="poisson")
 
 
 # ----------------------------------------------------------------------------- data
 def test_poisson_shapes_split_and_normalisation(poisson_store):
-    ds = load_dataset(poisson_store, data_cfg=DATA, flat=True, splits=("train", "val", "test"))
+    ds = load_dataset(poisson_store, data=DATA, flat=True, splits=("train", "val", "test"))
     n = 8
     assert ds.layout.in_shape == (3, n, n) and ds.layout.out_dim == n * n
     assert list(ds.split_index["train"]) == list(range(10))
@@ -101,14 +107,14 @@ def test_poisson_shapes_split_and_normalisation(poisson_store):
                           torch.linspace(0, 1, n).double()[:, None].expand(n, n), atol=1e-6)
     # decoding gives physical units back
     assert np.allclose(ds.codec.decode_vector(ds["test"].Y), st.array("u")[15:20].reshape(5, -1), atol=1e-5)
-    cnn = load_dataset(poisson_store, data_cfg=DATA, flat=False)
+    cnn = load_dataset(poisson_store, data=DATA, flat=False)
     assert cnn["train"].X.shape == (10, 3, n, n)
 
 
 def test_streamed_equals_loaded_and_budget(poisson_store):
-    loaded = load_dataset(poisson_store, data_cfg=DATA, flat=False)
-    tiny = dict(DATA, memory_budget_mb=0.001)
-    streamed = load_dataset(poisson_store, data_cfg=tiny, flat=False)
+    loaded = load_dataset(poisson_store, data=DATA, flat=False)
+    tiny = replace(DATA, memory_budget_mb=0.001)
+    streamed = load_dataset(poisson_store, data=tiny, flat=False)
     assert not loaded.streamed and streamed.streamed
     idx = torch.tensor([7, 0, 3, 3, 9])
     for s in ("train", "val"):
@@ -121,12 +127,12 @@ def test_streamed_equals_loaded_and_budget(poisson_store):
 
 def test_darcy_targets(darcy_store):
     n = 8
-    q = load_dataset(darcy_store, data_cfg=DATA, flat=True)
+    q = load_dataset(darcy_store, data=DATA, flat=True)
     assert q["train"].X.shape == (10, n * n) and q["train"].Y.shape == (10, 1)
     assert q.layout.in_shape == (1, n, n)
-    p = load_dataset(darcy_store, data_cfg=dict(DATA, darcy_target="p"), flat=False)
+    p = load_dataset(darcy_store, data=replace(DATA, target={"darcy": "p"}), flat=False)
     assert p["train"].X.shape == (10, 1, n, n) and p["train"].Y.shape == (10, n * n)
-    both = load_dataset(darcy_store, data_cfg=dict(DATA, darcy_target="Q+p"), flat=False)
+    both = load_dataset(darcy_store, data=replace(DATA, target={"darcy": "Q+p"}), flat=False)
     assert both["train"].Y.shape == (10, 1 + n * n)
     st = open_store(darcy_store)
     parts = both.codec.split_targets(both.codec.decode_vector(both["train"].Y))
@@ -138,49 +144,46 @@ def test_reads_only_the_arrays_it_uses(tmp_path, monkeypatch):
     ps = make_poisson_store(tmp_path / "p.zarr", n_samples=12, n=6, chunk=4)
     ds_ = make_darcy_store(tmp_path / "d.zarr", n_samples=12, n=6, chunk=4)
     seen = []
-    orig = Store.array
+    orig = StoreReader.array
 
     def spy(self, name):
         seen.append(name)
         return orig(self, name)
 
-    monkeypatch.setattr(Store, "array", spy)
-    load_dataset(ps, data_cfg=DATA, flat=True, splits=("train", "val", "test"))
+    monkeypatch.setattr(StoreReader, "array", spy)
+    load_dataset(ps, data=DATA, flat=True, splits=("train", "val", "test"))
     assert set(seen) <= {"kappa", "u"}
     seen.clear()
-    load_dataset(ds_, data_cfg=DATA, flat=True, splits=("train", "val", "test"), force_stream=True)["train"].X[
+    load_dataset(ds_, data=DATA, flat=True, splits=("train", "val", "test"), force_stream=True)["train"].X[
         torch.arange(3)]
     assert set(seen) <= {"log_k", "Q"}
-    # and works with the unused arrays deleted from disk
-    for name in ("f", "flux", "theta"):
-        shutil.rmtree(ps / name)
-    for name in ("p", "Q_in"):
-        shutil.rmtree(ds_ / name)
+    # an array deleted from disk, even one it does not use, is a corrupt store: refused by name
+    shutil.rmtree(ps / "flux")
     monkeypatch.undo()
-    load_dataset(ps, data_cfg=DATA, flat=True)
-    load_dataset(ds_, data_cfg=DATA, flat=True)
+    with pytest.raises(StoreError, match="corrupt, array 'flux' is missing"):
+        load_dataset(ps, data=DATA, flat=True)
 
 
 def test_incomplete_store(tmp_path):
     path = make_poisson_store(tmp_path / "p.zarr", n_samples=12, n=6, chunk=4, missing=(2, 7))
-    with pytest.raises(DataError, match="2 of 12 samples not marked done.*allow_incomplete"):
-        load_dataset(path, data_cfg=DATA, flat=True)
-    ds = load_dataset(path, data_cfg=dict(DATA, allow_incomplete=True), flat=True, splits=("train", "val", "test"))
+    with pytest.raises(StoreError, match="2 of 12 samples not marked done.*allow_incomplete"):
+        load_dataset(path, data=DATA, flat=True)
+    ds = load_dataset(path, data=replace(DATA, allow_incomplete=True), flat=True, splits=("train", "val", "test"))
     assert list(ds.split_index["train"]) == [0, 1, 3, 4, 5]   # 2 missing; split bounds do not move
     assert list(ds.split_index["val"]) == [6, 8]
     assert list(ds.split_index["test"]) == [9, 10, 11]
 
 
 def test_bad_stores(tmp_path, poisson_store, darcy_store):
-    with pytest.raises(DataError, match="does not exist"):
+    with pytest.raises(StoreError, match="does not exist"):
         open_store(tmp_path / "nope.zarr")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(DataError, match="not a"):
+    with pytest.raises(StoreError, match="not a"):
         open_store(tmp_path / "empty")
-    with pytest.raises(DataError, match="holds 'darcy' samples, not 'poisson'"):
+    with pytest.raises(StoreError, match="holds 'darcy' samples, not 'poisson'"):
         open_store(darcy_store, "poisson")
-    with pytest.raises(DataError, match="the 'val' split has no finished samples"):
-        load_dataset(poisson_store, data_cfg=dict(DATA, split={"train": 0.97, "val": 0.02, "test": 0.01}),
+    with pytest.raises(StoreError, match="the 'val' split has no finished samples"):
+        load_dataset(poisson_store, data=replace(DATA, split=SplitConfig(train=0.97, val=0.02, test=0.01)),
                      flat=True)
 
 
@@ -216,8 +219,8 @@ def test_reads_a_store_written_by_pde_data(tmp_path):
         group["Q"][a:b] = rng.random(b - a)
         group["Q_in"][a:b] = rng.random(b - a)
         group["done"][a:b] = True
-    with pytest.raises(DataError, match="1 of 9 samples not marked done"):
-        load_dataset(path, data_cfg=DATA, flat=True)
-    ds = load_dataset(path, data_cfg=dict(DATA, allow_incomplete=True), flat=True)
+    with pytest.raises(StoreError, match="1 of 9 samples not marked done"):
+        load_dataset(path, data=DATA, flat=True)
+    ds = load_dataset(path, data=replace(DATA, allow_incomplete=True), flat=True)
     assert ds.store.problem == "darcy" and ds.layout.n == n
     assert len(ds["train"]) == 4 and ds["train"].Y.shape == (4, 1)

@@ -13,7 +13,7 @@ import torch
 import surrogate
 from surrogate import config
 from surrogate.cli import main as cli_main
-from surrogate.data import open_store
+from surrogate.dataset import open_store
 from surrogate.evaluate import evaluate
 from surrogate.io import ModelFileError
 from surrogate.metrics import errors
@@ -37,7 +37,7 @@ def trained(tmp_path_factory):
                                          ("darcy", "cnn", "Q+p", make_darcy_store)):
         store = make(d / f"{problem}.zarr", n_samples=30, n=8, chunk=4)
         cfg = config.resolve(PARAMS, problem=problem, model=model, trainer="fas",
-                             overrides=[f"data.darcy_target={target}"])
+                             overrides=[f"data.target.darcy={target}"])
         train(cfg, store, d / problem, progress=False, live=False, verbose=False)
         out[problem] = (d / problem, store)
     return out
@@ -46,7 +46,10 @@ def trained(tmp_path_factory):
 def test_evaluate_metrics_and_plots(trained, tmp_path):
     for problem, (model_dir, store) in trained.items():
         res = evaluate(model_dir, store, tmp_path / f"{problem}.json", tmp_path / f"plots-{problem}")
-        saved = json.loads((tmp_path / f"{problem}.json").read_text())
+        flat = json.loads((tmp_path / f"{problem}.json").read_text())
+        assert set(flat) == {f"{a}test_{m}" for a in ("", "aux_") for m in ("mse", "linf", "rel_l2")}
+        saved = json.loads((tmp_path / f"{problem}.meta.json").read_text())
+        assert flat["test_mse"] == saved["fine"][saved["targets"][0]]["mse"]
         assert saved["n_test"] == 6 and saved["same_store_as_training"] is True
         targets = ["u"] if problem == "poisson" else ["Q", "p"]
         for key in ("fine", "aux", "fine_final", "aux_final"):
@@ -79,7 +82,7 @@ def test_cli_evaluate(trained, tmp_path, capsys):
     assert rc == 2 and "does not exist" in capsys.readouterr().err
     rc = cli_main(["evaluate", "--model-dir", str(model_dir), "--store", str(store),
                    "--out", str(tmp_path / "m.json")])
-    assert rc == 0 and json.loads((tmp_path / "m.json").read_text())["problem"] == "darcy"
+    assert rc == 0 and json.loads((tmp_path / "m.meta.json").read_text())["problem"] == "darcy"
     assert "fine" in capsys.readouterr().out
     rc = cli_main(["evaluate", "--model-dir", str(tmp_path / "none"), "--store", str(store),
                    "--out", str(tmp_path / "m.json")])
@@ -134,7 +137,7 @@ def test_wrong_inputs_are_refused(trained):
     with pytest.raises(ValueError, match="numeric"):
         m.predict("kappa")
     d = surrogate.load(trained["darcy"][0])
-    with pytest.raises(ValueError, match=r"expected log_k cell values of shape \(8, 8\)"):
+    with pytest.raises(ValueError, match=r"expected log_k of shape \(8, 8\)"):
         d.predict(np.ones((3, 8)))
 
 
@@ -217,6 +220,6 @@ def test_package_import_is_light():
 
     code = ("import sys, surrogate; light = [m for m in ('torch', 'matplotlib', 'dvclive', 'zarr') "
             "if m in sys.modules]; import surrogate.train, surrogate.evaluate, surrogate.cli; "
-            "print(light, [m for m in ('dolfinx', 'pde_data', 'matplotlib') if m in sys.modules])")
+            "print(light, [m for m in ('dolfinx', 'matplotlib') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[] []"

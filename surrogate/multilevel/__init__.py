@@ -11,6 +11,7 @@ neural network regression"::
 """
 
 from .batches import MinibatchStream
+from .config import FASConfig, OptimizerConfig
 from .fas import DivergenceError, FASTrainer
 from .hem import cosine_strength, heavy_edge_matching
 from .hierarchy import Hierarchy, build_hierarchy
@@ -19,5 +20,5 @@ from .work import WorkCounter, flops_per_sample
 
 __all__ = [
     "build_hierarchy", "Hierarchy", "Transfer", "Coarsening", "heavy_edge_matching", "cosine_strength",
-    "MinibatchStream", "FASTrainer", "DivergenceError", "WorkCounter", "flops_per_sample",
+    "MinibatchStream", "FASTrainer", "FASConfig", "OptimizerConfig", "DivergenceError", "WorkCounter", "flops_per_sample",
 ]

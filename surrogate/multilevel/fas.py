@@ -30,7 +30,7 @@ taken in one pass over the m minibatches together, g and g_c being mean
 losses over their samples (so eq. (35)'s factor N/m, which converts its
 sums over samples, is 1); the work counted is m fine and m coarse passes.
 
-Learning rate: lr / eta^l on the first ``eta_levels`` levels, then kept
+Learning rate: lr / eta^l on the first :data:`ETA_LEVELS` levels, then kept
 (section 8.3).  The cycle does no host synchronisation: losses are summed
 on the device and read in :meth:`FASTrainer.level_losses`; the only other
 host reads are the heavy edge matchings every ``rematch_every`` cycles.
@@ -41,19 +41,22 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
+from pde_data.config import replace
+
 import torch
 from torch.nn import functional as F
 
 from .batches import MinibatchStream
 from .hierarchy import Hierarchy
+from .config import FASConfig, OptimizerConfig
 from .optim import OptimizerSpec, make_optimizer, prolong_momentum, restrict_state
 from .smoother import Level
 from .work import MEASURES, WorkCounter
 
 __all__ = ["FASTrainer", "DivergenceError"]
 
-CYCLES = ("V", "W", "F")
-TAUS = ("minibatch", "none", "wholeset")
+#: Levels whose learning rate is divided by eta; coarser ones keep the last rate (section 8.3).
+ETA_LEVELS = 3
 # the cycle(s) a cycle of each kind runs one level down, one coarse correction each
 COARSE_VISITS = {"V": ("V",), "W": ("W", "W"), "F": ("F", "V")}
 
@@ -73,40 +76,23 @@ class FASTrainer:
     """Multilevel FAS training of ``hier.nets[0]`` on (X, Y); one call of :meth:`cycle` per cycle.
 
     ``X``, ``Y``: training inputs/targets on the model's device (the model
-    sees ``X[idx]`` as is); ``batches``: the minibatch stream; ``optimizer``:
-    the smoother, ``"sgd"`` (momentum), ``"adam"`` or a factory
-    ``f(params, lr)``; ``pre``/``coarse``/``post``: smoothing steps;
-    ``cycle``: ``"V"``, ``"W"`` or ``"F"``; ``tau``: ``"minibatch"``,
-    ``"none"`` or ``"wholeset"``; ``alpha_p``, ``alpha_m``, ``gamma``,
-    ``eta``: section 6.1.4; ``rematch_every``: cycles between heavy edge
-    matchings; ``loss``: ``f(prediction, target)``, a mean over samples
-    (default MSE).  With one level, a cycle is one optimizer step.
+    sees ``X[idx]`` as is); ``batches``: the minibatch stream; ``config``: the
+    cycle (:class:`FASConfig`: pre/coarse/post smoothing steps, cycle kind,
+    tau, alpha_p, alpha_m, gamma, eta, rematch_every; its ``levels`` and HEM
+    keys belong to the hierarchy); ``optimizer``: the smoother of every level,
+    an :class:`OptimizerConfig`, ``"sgd"``/``"adam"`` or a factory
+    ``f(params, lr)``; ``loss``: ``f(prediction, target)``, a mean over
+    samples (default MSE). Keyword ``changes`` set single keys of either
+    config, e.g. ``FASTrainer(hier, X, Y, stream, cycle="W", lr=0.1)``.
+    With one level, a cycle is one optimizer step.
     """
 
     def __init__(self, hier: Hierarchy, X: torch.Tensor, Y: torch.Tensor, batches: MinibatchStream,
-                 optimizer: OptimizerSpec = "sgd", lr: float = 0.01, momentum: float = 0.9,
-                 weight_decay: float = 0.0, pre: int = 4, coarse: int = 4, post: int = 4, cycle: str = "V",
-                 tau: str = "minibatch", alpha_p: float = 1.0, alpha_m: float = 0.2, gamma: float = 0.125,
-                 eta: float = 2 * math.sqrt(2), rematch_every: int = 50,
-                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 eta_levels: int = 3):
-        if cycle not in CYCLES:
-            raise ValueError(f"cycle = {cycle!r}: allowed: {', '.join(CYCLES)}")
-        if tau not in TAUS:
-            raise ValueError(f"tau = {tau!r}: allowed: {', '.join(TAUS)}")
-        for name, v, lo in (("pre", pre, 0), ("coarse", coarse, 1), ("post", post, 0),
-                            ("rematch_every", rematch_every, 1), ("eta_levels", eta_levels, 1)):
-            if int(v) != v or v < lo:
-                raise ValueError(f"{name} = {v!r}: must be an integer >= {lo}")
-        for name, v in (("lr", lr), ("eta", eta)):
-            if not v > 0:
-                raise ValueError(f"{name} = {v!r}: must be > 0")
+                 config: FASConfig | None = None, optimizer: OptimizerConfig | OptimizerSpec | None = None,
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, **changes: Any):
+        self.config, self.optim = _configs(config, optimizer, changes)
+        self.factory = optimizer if callable(optimizer) else None
         self.hier, self.X, self.Y, self.stream = hier, X, Y, batches
-        self.optimizer, self.lr, self.momentum, self.weight_decay = optimizer, lr, momentum, weight_decay
-        self.pre, self.coarse, self.post = int(pre), int(coarse), int(post)
-        self.cycle_type, self.tau = cycle, tau
-        self.alpha_p, self.alpha_m, self.gamma, self.eta = alpha_p, alpha_m, gamma, eta
-        self.rematch_every, self.eta_levels = int(rematch_every), int(eta_levels)
         self.loss_fn = loss if loss is not None else F.mse_loss
         self.cycles = 0
         self.levels: list[Level] = []
@@ -115,8 +101,8 @@ class FASTrainer:
 
     # ------------------------------------------------------------------ set-up
     def level_lr(self, level: int) -> float:
-        """lr / eta^l for the first ``eta_levels`` levels, then the last of those (section 8.3)."""
-        return self.lr / self.eta ** min(level, self.eta_levels - 1)
+        """lr / eta^l for the first :data:`ETA_LEVELS` levels, then the last of those (section 8.3)."""
+        return self.optim.lr / self.config.eta ** min(level, ETA_LEVELS - 1)
 
     def _bind_levels(self) -> None:
         """One :class:`Level` per net; a level whose net was replaced (rematch) gets a new optimizer."""
@@ -126,8 +112,8 @@ class FASTrainer:
                 continue
             lr = self.level_lr(l)
             params = list(net.parameters())
-            level = Level(net, make_optimizer(self.optimizer, params, lr, self.momentum, self.weight_decay),
-                          lr, self.X, self.Y, self.loss_fn)
+            level = Level(net, make_optimizer(self.factory or self.optim, params, lr), lr, self.X, self.Y,
+                          self.loss_fn)
             if l < len(self.levels):
                 level.loss_sum, level.loss_count = self.levels[l].loss_sum, self.levels[l].loss_count
                 self.levels[l] = level
@@ -149,10 +135,10 @@ class FASTrainer:
         if len(self.levels) == 1:
             self._smooth(0, self.stream.take(1))
         else:
-            if self.cycles > 0 and self.cycles % self.rematch_every == 0:
+            if self.cycles > 0 and self.cycles % self.config.rematch_every == 0:
                 self.hier.rematch()                   # heavy edge matching, section 6.1.3
             self._bind_levels()
-            self._cycle(0, self.cycle_type)
+            self._cycle(0, self.config.cycle)
         self.cycles += 1
         return {m: self._counter.total[m] - before[m] for m in MEASURES}
 
@@ -170,13 +156,13 @@ class FASTrainer:
         if l == len(self.levels) - 1:
             self._smooth(l, level.batches)
             return
-        self._smooth(l, self._smoothing_batches(l, 0, self.pre))
+        self._smooth(l, self._smoothing_batches(l, 0, self.config.pre))
         for coarse_kind in COARSE_VISITS[kind]:
             self._restrict(l)
             self._tau_correction(l)
             self._cycle(l + 1, coarse_kind)
             self._prolong(l)
-        self._smooth(l, self._smoothing_batches(l, self.pre, self.post))
+        self._smooth(l, self._smoothing_batches(l, self.config.pre, self.config.post))
 
     def _smooth(self, l: int, batches: list[torch.Tensor]) -> None:
         """x <- smooth(x, g): one optimizer step per minibatch."""
@@ -201,12 +187,12 @@ class FASTrainer:
     def _tau_correction(self, l: int) -> None:
         """tau of level l+1, eq. (35), on the minibatches it will smooth on; kept as the shift -gamma tau."""
         fine, coarse, transfer = self.levels[l], self.levels[l + 1], self.hier.transfers[l]
-        steps = self.coarse if l + 1 == len(self.levels) - 1 else self.pre + self.post
+        steps = self.config.coarse if l + 1 == len(self.levels) - 1 else self.config.pre + self.config.post
         coarse.batches = self.stream.take(steps)
-        if self.tau == "none" or not coarse.batches:
+        if self.config.tau == "none" or not coarse.batches:
             coarse.shift = None
             return
-        if self.tau == "minibatch":
+        if self.config.tau == "minibatch":
             chunks = [torch.cat(coarse.batches)]
         else:
             n, size = self.stream.n_samples, self.stream.batch_size * max(steps, 1)
@@ -218,7 +204,7 @@ class FASTrainer:
         coarse_grad = coarse.gradient(chunks, corrected=False)                 # grad g_c(Pi x)
         self._counter.add(l + 1, n_samples)
         shift = torch._foreach_sub(r_grad, coarse_grad)                        # -tau
-        torch._foreach_mul_(shift, self.gamma)
+        torch._foreach_mul_(shift, self.config.gamma)
         coarse.shift = shift
 
     def _prolong(self, l: int) -> None:
@@ -226,8 +212,8 @@ class FASTrainer:
         fine, coarse, transfer = self.levels[l], self.levels[l + 1], self.hier.transfers[l]
         with torch.no_grad():
             diff = torch._foreach_sub(coarse.params, coarse.pi_x)
-            torch._foreach_add_(fine.params, transfer.prolong(diff), alpha=self.alpha_p)
-        prolong_momentum(fine.opt, fine.params, coarse.opt, coarse.params, coarse.pi_m, transfer, self.alpha_m)
+            torch._foreach_add_(fine.params, transfer.prolong(diff), alpha=self.config.alpha_p)
+        prolong_momentum(fine.opt, fine.params, coarse.opt, coarse.params, coarse.pi_m, transfer, self.config.alpha_m)
 
     # ------------------------------------------------------------------ monitoring
     def level_losses(self) -> list[float]:
@@ -245,8 +231,8 @@ class FASTrainer:
         means = [s / c if c else math.nan for s, c in zip(sums, counts)]
         for l, (mean, count) in enumerate(zip(means, counts)):
             if count and not math.isfinite(mean):
-                raise DivergenceError(l, mean, {"lr": self.levels[l].lr, "eta": self.eta, "gamma": self.gamma,
-                                                "alpha_p": self.alpha_p, "alpha_m": self.alpha_m})
+                raise DivergenceError(l, mean, {"lr": self.levels[l].lr, "eta": self.config.eta, "gamma": self.config.gamma,
+                                                "alpha_p": self.config.alpha_p, "alpha_m": self.config.alpha_m})
         return means
 
     # ------------------------------------------------------------------ checkpoints
@@ -270,3 +256,14 @@ class FASTrainer:
         self.stream.load_state_dict(state["stream"])
         self.cycles = state["cycles"]
         self._counter.total = dict(state["work"])
+
+
+def _configs(config: FASConfig | None, optimizer: OptimizerConfig | OptimizerSpec | None,
+             changes: dict[str, Any]) -> tuple[FASConfig, OptimizerConfig]:
+    """The cycle and optimizer configs with single-key ``changes`` applied (each checked once, there)."""
+    if isinstance(optimizer, str):
+        optimizer = OptimizerConfig(kind=optimizer)
+    optim = optimizer if isinstance(optimizer, OptimizerConfig) else OptimizerConfig()
+    fas_keys = {k: v for k, v in changes.items() if k in FASConfig.__dataclass_fields__}
+    optim_keys = {k: v for k, v in changes.items() if k not in fas_keys}
+    return replace(config or FASConfig(), **fas_keys), replace(optim, **optim_keys)

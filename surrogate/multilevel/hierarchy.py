@@ -6,14 +6,14 @@ from typing import Any
 
 import torch
 
+from pde_data.config import replace
+
 from ..models import WidthNet
+from .config import FASConfig
 from .hem import cosine_strength, heavy_edge_matching
 from .transfer import Coarsening, Transfer
 
 __all__ = ["Hierarchy", "build_hierarchy"]
-
-INTERPOLATIONS = ("plain", "rownorm")
-ORDERS = ("natural", "random")
 
 
 class Hierarchy:
@@ -27,18 +27,11 @@ class Hierarchy:
     on to ``hier.nets``, not to its coarse elements.
     """
 
-    def __init__(self, model: WidthNet, levels: int, theta: float = 0.0, interpolation: str = "plain",
-                 order: str = "natural", seed: int = 0):
-        if int(levels) < 1:
-            raise ValueError(f"levels = {levels!r}: must be >= 1")
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation = {interpolation!r}: allowed: {', '.join(INTERPOLATIONS)}")
-        if order not in ORDERS:
-            raise ValueError(f"order = {order!r}: allowed: {', '.join(ORDERS)}")
-        self.levels = int(levels)
-        self.theta = float(theta)
-        self.interpolation = interpolation
-        self.order = order
+    def __init__(self, model: WidthNet, config: FASConfig, seed: int = 0):
+        self.levels = config.levels
+        self.theta = config.theta
+        self.interpolation = config.interpolation
+        self.order = config.order
         self.generator = torch.Generator().manual_seed(int(seed))
         self.nets: list[WidthNet] = [model]
         self.transfers: list[Transfer] = []
@@ -97,12 +90,16 @@ class Hierarchy:
         self.generator.set_state(state["rng"])
 
 
-def build_hierarchy(model: WidthNet, levels: int, theta: float = 0.0, interpolation: str = "plain",
-                    order: str = "natural", seed: int = 0) -> Hierarchy:
-    """A ``levels``-deep hierarchy on ``model`` (levels = 1: the model alone).
+def build_hierarchy(model: WidthNet, levels: int | None = None, config: FASConfig | None = None, seed: int = 0,
+                    **changes: Any) -> Hierarchy:
+    """A hierarchy on ``model`` (``levels`` = 1: the model alone).
 
-    ``theta``: HEM strength threshold; ``interpolation``: ``"plain"`` (eq. 32)
-    or ``"rownorm"`` (eq. 34); ``order``: HEM visiting order, ``"natural"``
-    or ``"random"`` (seeded by ``seed``).
+    ``config``: the :class:`FASConfig` whose ``levels``, ``theta`` (HEM
+    strength threshold), ``interpolation`` (``"plain"``, eq. 32, or
+    ``"rownorm"``, eq. 34) and ``order`` (HEM visiting order, ``"natural"``
+    or ``"random"``, seeded by ``seed``) it uses; ``levels`` and keyword
+    ``changes`` override single keys, e.g. ``build_hierarchy(net, 3, theta=0.1)``.
     """
-    return Hierarchy(model, levels, theta, interpolation, order, seed)
+    if levels is not None:
+        changes["levels"] = levels
+    return Hierarchy(model, replace(config or FASConfig(), **changes), seed)

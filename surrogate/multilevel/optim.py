@@ -14,38 +14,37 @@ fine gradients were, e.g. on inactive ReLU neurons.)
 
 from __future__ import annotations
 
-from typing import Callable, Sequence, Union
+from typing import Callable, Sequence
 
 import torch
 from torch.optim import Optimizer
 
+from .config import OptimizerConfig
 from .transfer import Transfer
 
 __all__ = ["OptimizerSpec", "make_optimizer", "restrict_state", "prolong_momentum"]
 
-# "sgd", "adam", or a factory ``f(params, lr) -> torch.optim.Optimizer``
-OptimizerSpec = Union[str, Callable[[list, float], Optimizer]]
+# a factory ``f(params, lr) -> torch.optim.Optimizer`` (or an OptimizerConfig, see make_optimizer)
+OptimizerSpec = Callable[[list, float], Optimizer]
 MOMENTUM_KEY = "momentum_buffer"
 
 
-def make_optimizer(spec: OptimizerSpec, params: list[torch.Tensor], lr: float, momentum: float,
-                   weight_decay: float) -> Optimizer:
-    """The smoother of one level, with its state created up front.
+def make_optimizer(spec: OptimizerConfig | OptimizerSpec, params: list[torch.Tensor], lr: float) -> Optimizer:
+    """The smoother of one level at rate ``lr``, with its state created up front.
 
-    ``"sgd"``: SGD with momentum (dampening 0); ``"adam"``: Adam with
-    beta_1 = ``momentum``.  Pre-created state equals what the optimizer
-    creates at its first step (a zero SGD buffer gives buf = grad, as
-    torch's first step does), so momentum can be restricted before the
+    An :class:`OptimizerConfig` of kind ``"sgd"`` gives SGD with momentum
+    (dampening 0), ``"adam"`` Adam with beta_1 = ``momentum``; a callable is
+    called as ``spec(params, lr)``. Pre-created state equals what the
+    optimizer creates at its first step (a zero SGD buffer gives buf = grad,
+    as torch's first step does), so momentum can be restricted before the
     finest level has taken a step.
     """
-    if spec == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    elif spec == "adam":
-        opt = torch.optim.Adam(params, lr=lr, betas=(momentum, 0.999), weight_decay=weight_decay)
-    elif callable(spec):
+    if callable(spec):
         opt = spec(params, lr)
+    elif spec.kind == "sgd":
+        opt = torch.optim.SGD(params, lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
     else:
-        raise ValueError(f"optimizer = {spec!r}: allowed: 'sgd', 'adam' or a factory f(params, lr)")
+        opt = torch.optim.Adam(params, lr=lr, betas=(spec.momentum, 0.999), weight_decay=spec.weight_decay)
     _init_state(opt)
     return opt
 

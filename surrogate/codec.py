@@ -1,0 +1,158 @@
+"""Physical arrays <-> normalised network tensors (inputs and targets) for one layout.
+
+Normalisation statistics -- a mean and a standard deviation per input
+channel and per target -- are computed chunk by chunk in float64 over the
+done samples of the training split (:func:`compute_normalization`), and saved
+with every model so that :class:`Codec` encodes new inputs the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterator, Mapping
+
+import numpy as np
+import torch
+
+from pde_data.store import StoreError, StoreReader
+from surrogate.layout import Layout
+
+
+class _Moments:
+    """Mean and variance, combined chunk by chunk in float64 (Chan et al.)."""
+
+    def __init__(self) -> None:
+        self.n, self.mean, self.m2 = 0, 0.0, 0.0
+
+    def add(self, a: np.ndarray) -> None:
+        a = np.asarray(a, dtype=np.float64).ravel()
+        if a.size == 0:
+            return
+        nb, mb = a.size, float(a.mean())
+        m2b = float(((a - mb) ** 2).sum())
+        n = self.n + nb
+        delta = mb - self.mean
+        self.mean += delta * nb / n
+        self.m2 += m2b + delta * delta * self.n * nb / n
+        self.n = n
+
+    def result(self) -> list[float]:
+        std = math.sqrt(self.m2 / self.n) if self.n else 1.0
+        if not math.isfinite(std) or std < 1e-12:
+            std = 1.0
+        return [float(self.mean), float(std)]
+
+
+def compute_normalization(store: StoreReader, layout: Layout, train_index: np.ndarray, enabled: bool = True) -> dict:
+    """Per-channel / per-target [mean, std] over the done training samples ([0, 1] each if not ``enabled``)."""
+    if not enabled:
+        return {"enabled": False, "inputs": {c: [0.0, 1.0] for c in layout.channels},
+                "targets": {t: [0.0, 1.0] for t in layout.targets}}
+    if len(train_index) == 0:
+        raise StoreError(f"store {store.path}: the training split has no finished samples")
+    moments = {name: _Moments() for name in layout.arrays}
+    for name in layout.arrays:
+        for ids in chunk_groups(train_index, int(store.array(name).chunks[0])):
+            moments[name].add(store.read(name, ids))
+    for c, g in zip(layout.grid_channels, store.grid(layout.n) if layout.grid_channels else ()):
+        moments[c] = _Moments()
+        moments[c].add(g)
+    return {"enabled": True, "inputs": {c: moments[c].result() for c in layout.channels},
+            "targets": {t: moments[t].result() for t in layout.targets}}
+
+
+def chunk_groups(index: np.ndarray, chunk: int) -> Iterator[np.ndarray]:
+    """Split sorted ``index`` into groups that share a chunk of length ``chunk``."""
+    index = np.asarray(index, dtype=np.int64)
+    if index.size == 0:
+        return
+    cuts = np.flatnonzero(np.diff(index // chunk)) + 1
+    yield from np.split(index, cuts)
+
+
+class Codec:
+    """Physical arrays <-> normalised network tensors for one layout.
+
+    ``flat`` (MLP) flattens the input to ``C*n*n``; the CNN takes ``C x n x n``.
+    The network output is always a vector of ``layout.out_dim`` values.
+    """
+
+    def __init__(self, layout: Layout, normalization: Mapping, flat: bool):
+        self.layout = layout
+        self.norm = normalization
+        self.flat = flat
+        n = layout.n
+        self._in_mean = np.array([normalization["inputs"][c][0] for c in layout.channels], dtype=np.float64)
+        self._in_std = np.array([normalization["inputs"][c][1] for c in layout.channels], dtype=np.float64)
+        self._out_mean = np.concatenate([np.full(math.prod(s), normalization["targets"][t][0])
+                                         for t, s in zip(layout.targets, layout.target_shapes)])
+        self._out_std = np.concatenate([np.full(math.prod(s), normalization["targets"][t][1])
+                                        for t, s in zip(layout.targets, layout.target_shapes)])
+        self.grid: tuple[np.ndarray, np.ndarray] | None = None
+        self.n = n
+
+    @property
+    def in_feature_shape(self) -> tuple[int, ...]:
+        c, n, _ = self.layout.in_shape
+        return (c * n * n,) if self.flat else (c, n, n)
+
+    def set_grid(self, gx: np.ndarray, gy: np.ndarray) -> None:
+        self.grid = (np.asarray(gx, dtype=np.float64), np.asarray(gy, dtype=np.float64))
+
+    # -- inputs -----------------------------------------------------------------
+    def stack_inputs(self, fields: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(B, C, n, n) physical channel stack from per-sample input arrays (+ grid)."""
+        first = np.asarray(fields[self.layout.inputs[0]])
+        b = first.shape[0]
+        chans = []
+        for c in self.layout.channels:
+            if c in fields:
+                chans.append(np.asarray(fields[c], dtype=np.float64))
+            elif c in self.layout.grid_channels:
+                if self.grid is None:
+                    raise ValueError("grid coordinates are not known")
+                g = self.grid[self.layout.grid_channels.index(c)]
+                chans.append(np.broadcast_to(g, (b,) + g.shape))
+            else:
+                raise KeyError(c)
+        return np.stack(chans, axis=1)
+
+    def encode_stack(self, stack: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+        z = (stack - self._in_mean[None, :, None, None]) / self._in_std[None, :, None, None]
+        t = torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+        if self.flat:
+            t = t.reshape(t.shape[0], -1)
+        return t.to(device)
+
+    def encode_inputs(self, fields: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
+        return self.encode_stack(self.stack_inputs(fields), device)
+
+    # -- targets ----------------------------------------------------------------
+    def target_vector(self, fields: Mapping[str, np.ndarray]) -> np.ndarray:
+        """(B, out_dim) physical target vector."""
+        parts = []
+        for t in self.layout.targets:
+            a = np.asarray(fields[t], dtype=np.float64)
+            parts.append(a.reshape(a.shape[0], -1))
+        return np.concatenate(parts, axis=1)
+
+    def encode_targets(self, fields: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
+        z = (self.target_vector(fields) - self._out_mean) / self._out_std
+        return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32)).to(device)
+
+    def decode_vector(self, y: torch.Tensor | np.ndarray) -> np.ndarray:
+        """Normalised (B, out_dim) -> physical (B, out_dim) float64."""
+        if isinstance(y, torch.Tensor):
+            y = y.detach().to("cpu", torch.float64).numpy()
+        return np.asarray(y, dtype=np.float64) * self._out_std + self._out_mean
+
+    def decode_torch(self, y: torch.Tensor) -> torch.Tensor:
+        """Normalised -> physical, on y's device (float32)."""
+        std = torch.as_tensor(self._out_std, dtype=y.dtype, device=y.device)
+        mean = torch.as_tensor(self._out_mean, dtype=y.dtype, device=y.device)
+        return y * std + mean
+
+    def split_targets(self, vec: np.ndarray) -> dict[str, np.ndarray]:
+        """Physical (B, out_dim) -> {target: (B,) or (B, n, n)}."""
+        return {t: vec[:, sl].reshape((vec.shape[0],) + tuple(s))
+                for (t, sl), s in zip(self.layout.target_slices().items(), self.layout.target_shapes)}

@@ -1,0 +1,54 @@
+"""The settings of the hierarchy and of the FAS cycle (``train.fas``), and of each level's optimizer.
+
+Each key's default and check are here and nowhere else; a section built in
+Python (``FASConfig(levels=3)``) is checked like one read from
+``params.yaml``. Section numbers refer to the paper.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pde_data.config import Choice, Float, Int, Section, option
+
+__all__ = ["FASConfig", "OptimizerConfig", "OPTIMIZERS"]
+
+#: One-level optimizers, and the FAS smoothers (``train.fas.smoother``).
+OPTIMIZERS = ("sgd", "adam")
+
+
+@dataclass(frozen=True)
+class OptimizerConfig(Section):
+    """The optimizer of every level (``train.lr``, ``train.momentum``, ``train.weight_decay``).
+
+    ``kind``: ``"sgd"`` (SGD with momentum) or ``"adam"`` (beta_1 = ``momentum``).
+    """
+
+    PREFIX = "train"
+    kind: str = option(Choice("sgd", OPTIMIZERS))
+    lr: float = option(Float(0.01, low=0.0, low_open=True))           # paper: 0.01
+    momentum: float = option(Float(0.9, low=0.0, high=1.0, high_open=True))
+    weight_decay: float = option(Float(0.0, low=0.0))
+
+
+@dataclass(frozen=True)
+class FASConfig(Section):
+    """The hierarchy and the cycle (section 6; defaults: the paper's Poisson settings, section 8)."""
+
+    PREFIX = "train.fas"
+    levels: int = option(Int(2, low=1))                          # hierarchy depth (paper: 2-5)
+    cycle: str = option(Choice("V", ("V", "W", "F")))
+    smoother: str = option(Choice("sgd", OPTIMIZERS))            # the optimizer on every level
+    pre: int = option(Int(4, low=0))                             # smoothing steps before the coarse correction
+    coarse: int = option(Int(4, low=1))                          # ... on the coarsest level
+    post: int = option(Int(4, low=0))                            # ... after it
+    tau: str = option(Choice("minibatch", ("minibatch", "none", "wholeset")))   # eq. (35)
+    alpha_p: float = option(Float(1.0, low=0.0, high=1.0, low_open=True))      # sec. 6.1.4, eq. (4)
+    alpha_m: float = option(Float(0.2, low=0.0, high=1.0))                     # eq. (36)
+    gamma: float = option(Float(0.125, low=0.0, high=1.0))                     # tau scale, eq. (3)
+    eta: float = option(Float(2.0 * math.sqrt(2.0), low=0.0, low_open=True))   # lr divisor per level, sec. 8.3
+    theta: float = option(Float(0.0, low=0.0, high=1.0))         # HEM strength threshold, Algorithm 1
+    interpolation: str = option(Choice("plain", ("plain", "rownorm")))   # eq. (32) | eq. (34)
+    order: str = option(Choice("natural", ("natural", "random")))        # HEM visiting order
+    rematch_every: int = option(Int(50, low=1))                  # cycles between matchings, sec. 6.1.3
