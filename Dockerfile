@@ -8,7 +8,7 @@ FROM python:3.12-bookworm
 
 WORKDIR /work
 COPY . .
-RUN pip install --no-cache-dir . \
+RUN pip install --no-cache-dir -c requirements.lock . \
  && git config --global --add safe.directory /work
 
 CMD ["dvc", "repro"]

@@ -7,13 +7,16 @@ PYTHON ?= python3.12
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Tested versions of every dependency, used as pip constraints (refresh with `make lock`).
+LOCK   := requirements.lock
+EXTRAS := test,study
 
-.PHONY: run test test-all bench clean-venv
+.PHONY: run test test-all bench clean-venv lock
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -c $(LOCK) -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 # The stages call the console scripts (pde-data, surrogate) and python of the venv.
@@ -28,3 +31,10 @@ test-all: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# Re-resolve the newest versions that pyproject.toml allows in a scratch venv and pin them in $(LOCK).
+lock:
+	rm -rf .venv-lock && $(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install '.[$(EXTRAS)]'
+	{ sed -n '/^#/p' $(LOCK); .venv-lock/bin/python -m pip freeze --exclude-editable | grep -v '^pde-surrogate'; } > $(LOCK).new
+	mv $(LOCK).new $(LOCK) && rm -rf .venv-lock

@@ -50,7 +50,7 @@ def collect_runs(models: Path, metrics: Path) -> list[dict]:
     for summary_path in sorted(models.glob("*/train_summary.json")):
         key = summary_path.parent.name
         runs.append({"key": key, "summary": json.loads(summary_path.read_text()),
-                     "test": _read_json(metrics / "eval" / f"{key}.json")})
+                     "test": _read_json(metrics / "eval" / f"{key}.meta.json")})
     return runs
 
 
