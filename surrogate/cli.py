@@ -87,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="flat metrics file to write (test errors; everything else goes to JSON's .meta.json)")
     ev.add_argument("--plots", default=None, metavar="DIR",
                     help="directory for samples.png (and parity_Q.png for Darcy)")
+    ev.add_argument("--allow-overlap", action="store_true",
+                    help="report metrics even when test samples are the model's training samples (a store of "
+                         "the same problem, parameters and seed); refused otherwise")
     ev.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                     help="device for the forward passes (default: train.device of the params)")
     _add_common(ev)
@@ -118,6 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _print_warnings(caught) -> None:
+    for w in caught:
+        if issubclass(w.category, UserWarning) and not issubclass(w.category, DeprecationWarning):
+            print(f"surrogate: warning: {w.message}", file=sys.stderr)
+
+
 def _params(args):
     from surrogate import config
 
@@ -134,13 +143,18 @@ def _train(args) -> int:
 
 
 def _evaluate(args) -> int:
+    import warnings
+
     from surrogate.evaluate import evaluate
     from surrogate.runtime import pick_device
 
     params = _params(args)
     device = pick_device(args.device or params.train.device)
-    result = evaluate(args.model_dir, args.store, args.out, args.plots, device=device,
-                      batch_size=params.data.eval_batch_size)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = evaluate(args.model_dir, args.store, args.out, args.plots, device=device,
+                          batch_size=params.data.eval_batch_size, allow_overlap=args.allow_overlap)
+    _print_warnings(caught)
     for key in ("fine", "aux", "fine_final", "aux_final"):
         if key in result:
             txt = "; ".join(f"{t}: mse {m['mse']:.4g}, linf {m['linf']:.4g}, rel_l2 {m['rel_l2']:.4g}"
@@ -153,16 +167,18 @@ def _mc(args) -> int:
     import warnings
 
     from surrogate import config, mc
+    from surrogate.runtime import writable_dir
 
     cfg = config.resolve_mc(args.params if args.params is not None else _default_params(), args.overrides,
                             n=args.n, fem_n=args.fem_n, seed=args.seed, batch_size=args.batch_size,
                             device=args.device)
+    writable_dir(Path(args.out).parent, "--out")
+    writable_dir(args.plots, "--plots")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", mc.MCWarning)
         result = mc.estimate(args.model, cfg.n, fem_n=cfg.fem_n, seed=cfg.seed, batch_size=cfg.batch_size,
                              device=cfg.device, field_params=cfg.field, progress=not args.no_progress)
-    for w in caught:
-        print(f"surrogate: warning: {w.message}", file=sys.stderr)
+    _print_warnings(caught)
     print(result.report())
     print(f"metrics -> {result.write_json(args.out)}; histogram -> {result.plot(Path(args.plots) / 'mc_qoi_hist.png')}")
     return 0
@@ -188,6 +204,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_DIVERGED
         if isinstance(exc, (ConfigError, ModelFileError, ResumeError)):
             print(f"surrogate: error: {exc}", file=sys.stderr)
+            return EXIT_ERROR
+        if isinstance(exc, OSError):  # a full disk, a file removed under us: the files say which
+            where = f"{exc.filename}: " if exc.filename else ""
+            print(f"surrogate: error: {where}{exc.strerror or exc}", file=sys.stderr)
             return EXIT_ERROR
         raise
 

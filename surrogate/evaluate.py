@@ -26,6 +26,7 @@ and for Darcy ``parity_Q.png`` (predicted vs true Q of the test split).
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 from typing import Mapping
 
@@ -37,7 +38,7 @@ from surrogate.config import SplitConfig
 from surrogate.dataset import Split, check_complete, open_store, split_indices
 from surrogate.io import ModelFileError, Surrogate, load
 from surrogate.metrics import split_errors
-from surrogate.runtime import write_json
+from surrogate.runtime import writable_dir, write_json
 
 NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
 METRIC_DEFINITIONS = {"mse": "mean squared error (paper: L2 loss)",
@@ -65,10 +66,56 @@ def predictions(model: Surrogate, split: Split, batch_size: int) -> tuple[np.nda
     return np.concatenate(truth), np.concatenate(pred)
 
 
+class OverlapWarning(UserWarning):
+    """Evaluation samples that the model was trained on, or a store with other physical parameters."""
+
+
+def training_overlap(trained: Mapping, record: Mapping, test_idx: np.ndarray, split: SplitConfig) -> np.ndarray:
+    """Test indices that are training samples of the model: same problem, schema, parameters and seed
+    (the same generator stream, sample i = f(seed, i)) and an index in the training block."""
+    same_stream = all(trained.get(k) == record.get(k) for k in ("problem", "schema_version", "params")) and \
+        trained.get("seed") == record["generate"].get("seed")
+    if not same_stream or "n_samples" not in trained:
+        return test_idx[:0]
+    n_train = int(math.floor(split.train * trained["n_samples"] + 1e-9))
+    return test_idx[test_idx < n_train]
+
+
+def _check_against_training(fine: Surrogate, st, test_idx: np.ndarray, allow_overlap: bool) -> None:
+    trained = fine.meta.get("store") or {}
+    split = SplitConfig.from_mapping(fine.meta["data"]["split"])
+    overlap = training_overlap({**trained, "problem": fine.problem}, st.record, test_idx, split)
+    if len(overlap):
+        what = (f"{len(overlap)} of the {len(test_idx)} test samples of store {st.path} are training samples of "
+                f"the model (same problem, parameters and seed {trained.get('seed')} as its training store "
+                f"{trained.get('path')}, indices {overlap[0]}-{overlap[-1]})")
+        if not allow_overlap:
+            raise StoreError(what + "; evaluate on a store generated with another seed, or pass --allow-overlap "
+                                    "to report these metrics anyway")
+        warnings.warn(what + ": the reported test metrics are NOT held-out errors", OverlapWarning, stacklevel=3)
+    params = trained.get("params")
+    if isinstance(params, Mapping) and params != st.record.get("params"):
+        diffs = [f"{k}: trained {params.get(k)!r}, store {st.record['params'].get(k)!r}"
+                 for k in sorted(set(params) | set(st.record.get("params") or {}))
+                 if params.get(k) != (st.record.get("params") or {}).get(k)]
+        warnings.warn(f"store {st.path} was generated with other physical parameters than the model's training "
+                      f"store ({'; '.join(diffs)})", OverlapWarning, stacklevel=3)
+
+
 def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = None,
              plots: str | Path | None = None, *, device: str | torch.device = "cpu",
-             batch_size: int = 1000, n_plot: int = 4, allow_incomplete: bool | None = None) -> dict:
-    """Test-split metrics of every network in ``model_dir``; ``out``: flat metrics JSON (+ ``.meta.json``)."""
+             batch_size: int = 1000, n_plot: int = 4, allow_incomplete: bool | None = None,
+             allow_overlap: bool = False) -> dict:
+    """Test-split metrics of every network in ``model_dir``; ``out``: flat metrics JSON (+ ``.meta.json``).
+
+    Test samples that the model was trained on (a store of the same generator
+    stream) are refused unless ``allow_overlap`` (then a loud
+    :class:`OverlapWarning`); other physical parameters give a warning.
+    """
+    if out is not None:
+        writable_dir(Path(out).parent, "--out")
+    if plots is not None:
+        writable_dir(plots, "--plots")
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelFileError(f"model directory {str(model_dir)!r} does not exist")
@@ -89,6 +136,7 @@ def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = 
     if len(test_idx) == 0:
         raise StoreError(f"store {str(store)!r}: the test split (data.split = {data['split']}) "
                          "has no finished samples")
+    _check_against_training(fine, st, test_idx, allow_overlap)
     info = st.describe()
     result: dict = {"problem": fine.problem, "model_dir": str(model_dir), "store": info,
                     "same_store_as_training": info["fingerprint"] == fine.store_fingerprint,

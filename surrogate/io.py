@@ -283,13 +283,42 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:
     if path.is_dir():
         path = path / "best.pt"
     state, meta = read_model_file(path)
+    net = _net_for(state, meta["arch"], path)
     try:
-        net = build_net(meta["arch"])
-        net.load_state_dict(state)
+        return Surrogate(net, meta, device, str(path))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ModelFileError(f"file {str(path)!r} is damaged: its metadata is incomplete or inconsistent "
+                             f"({type(exc).__name__}: {exc})") from None
+
+
+def _net_for(state: Mapping[str, Any], arch: Any, path: Path) -> torch.nn.Module:
+    """The network ``arch`` describes, built only after its shapes match the tensors in the file.
+
+    The layer count, then every parameter shape (from a build on the ``meta``
+    device, which allocates nothing), are compared with ``state`` first, so a
+    small file that claims a huge network is refused before any memory is used.
+    """
+    def refuse(why: str) -> ModelFileError:
+        return ModelFileError(f"file {str(path)!r}: its weights do not fit the network its metadata describes "
+                              f"({why})")
+
+    if not isinstance(arch, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise refuse("malformed architecture or weights")
+    n_layers = len(arch.get("widths", ())) - 1 if arch.get("kind") == "mlp" else \
+        len(arch.get("conv", ())) + len(arch.get("fc", ())) + 1
+    if 2 * n_layers != len(state):
+        raise refuse(f"{n_layers} layers described, {len(state)} tensors stored")
+    try:
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in build_net(arch).state_dict().items()}
     except ModelFileError:
         raise
-    except Exception as exc:  # noqa: BLE001
-        raise ModelFileError(f"file {str(path)!r}: its weights do not fit the network its metadata "
-                             f"describes ({type(exc).__name__}: {exc})") from None
-    return Surrogate(net, meta, device, str(path))
-
+    except Exception as exc:  # noqa: BLE001 - any malformed arch
+        raise refuse(f"{type(exc).__name__}: {exc}") from None
+    stored = {k: tuple(v.shape) for k, v in state.items()}
+    if shapes != stored:
+        bad = sorted(set(shapes.items()) ^ set(stored.items()))[0][0]
+        raise refuse(f"parameter {bad!r}: described {shapes.get(bad)}, stored {stored.get(bad)}")
+    net = build_net(arch)
+    net.load_state_dict(state)
+    return net

@@ -49,10 +49,15 @@ def _stability_hint(cfg: RunConfig) -> str:
     return hint
 
 
-def diverged(cfg: RunConfig, level: int, work: float, what: str = "training loss") -> TrainingDiverged:
+#: A validation MSE this many times the untrained network's is divergence, even while finite.
+DIVERGENCE_GROWTH = 1e3
+
+
+def diverged(cfg: RunConfig, level: int, work: float, what: str = "the training loss became NaN or inf"
+             ) -> TrainingDiverged:
     where = "level 0 (the fine network)" if level == 0 else f"level {level} (coarse network {level})"
     return TrainingDiverged(
-        f"training diverged: the {what} on {where} became NaN or inf after {work:.1f} work units. "
+        f"training diverged after {work:.1f} work units: {what} on {where}. "
         f"Lower the stability parameters and train again: {_stability_hint(cfg)}. "
         "No model file was written or replaced.", level)
 
@@ -95,8 +100,13 @@ class Monitor:
             rec[key] = errors[primary]
             if len(errors) > 1:
                 rec[f"{key}_targets"] = errors
-            if not math.isfinite(rec[key]["mse"]):
-                raise diverged(self.cfg, level, work, "validation loss")
+            mse = rec[key]["mse"]
+            if not math.isfinite(mse):
+                raise diverged(self.cfg, level, work, "the validation loss became NaN or inf")
+            if self.history and mse > DIVERGENCE_GROWTH * self.history[0][key]["mse"]:
+                raise diverged(self.cfg, level, work, f"the validation MSE grew to {mse:.3g}, more than "
+                               f"{DIVERGENCE_GROWTH:g} times its value before training "
+                               f"({self.history[0][key]['mse']:.3g})")
             if role == "fine" and t.eval_train_samples > 0:
                 rec["train"] = split_errors(trainer.hier.nets[0], data["train"], data.codec, ebs,
                                             t.eval_train_samples)[primary]

@@ -40,7 +40,7 @@ from surrogate.dataset import Dataset, load_dataset, open_store
 from surrogate.io import arch_of, build_net, make_net, read_checkpoint, save_checkpoint, save_model
 from surrogate.monitor import Monitor, TrainingDiverged
 from surrogate.progress import Progress
-from surrogate.runtime import pick_device, versions, write_json
+from surrogate.runtime import pick_device, versions, writable_dir, write_json
 
 __all__ = ["train", "build_trainer", "TrainingDiverged", "ResumeError", "OUTPUT_FILES", "CHECKPOINT"]
 
@@ -71,6 +71,9 @@ def _read_resume(cfg: RunConfig, ckpt_path: Path, say: Callable[[str], None]) ->
         say(f"--resume: no checkpoint in {ckpt_path.parent}; starting from scratch")
         return None
     ck = read_checkpoint(ckpt_path)
+    if not isinstance(ck.get("config"), dict) or not isinstance(ck.get("loop"), dict):
+        raise ResumeError(f"--resume: {ckpt_path} is damaged (no run config or loop state); train without "
+                          "--resume to start over")
     changed = [k for k in config_mod.diff(ck["config"], cfg.to_dict()) if k not in RESUMABLE_CHANGES]
     if changed:
         raise ResumeError(f"--resume: {ckpt_path} was written with other parameters ({', '.join(changed)}); "
@@ -95,11 +98,14 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
     say = (lambda msg: print(msg, file=sys.stderr)) if verbose else (lambda msg: None)
     # 1. inputs first: nothing in OUT is touched before they all pass
     device = pick_device(t.device)
+    writable_dir(out, "--out")
+    if metrics is not None:
+        writable_dir(Path(metrics).parent, "--metrics")
     ckpt_path = out / CHECKPOINT
     ck = _read_resume(cfg, ckpt_path, say) if resume else None
     reader = open_store(store, cfg.problem)
     store_info = reader.describe()
-    if ck is not None and ck["store"]["fingerprint"] != store_info["fingerprint"]:
+    if ck is not None and ck.get("store", {}).get("fingerprint") != store_info["fingerprint"]:
         raise ResumeError(f"--resume: the store {str(store)!r} is not the one {ckpt_path} was trained on "
                           "(its fingerprint differs); train without --resume to start over")
     dataset = load_dataset(reader, data=cfg.data, flat=cfg.model.KIND == "mlp", device=device,
@@ -110,13 +116,18 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
     monitor = Monitor(cfg, dataset, trainer)
     loop = {"work_units": 0.0, "cycles": 0, "next_eval": 0.0, "elapsed_s": 0.0}
     if ck is not None:
-        trainer.load_state_dict(ck["trainer"])
-        monitor.load_state_dict(ck["monitor"])
-        loop = dict(ck["loop"])
-        torch.set_rng_state(ck["rng"]["torch"])
-        if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
-    out.mkdir(parents=True, exist_ok=True)
+        try:
+            trainer.load_state_dict(ck["trainer"])
+            monitor.load_state_dict(ck["monitor"])
+            loop = dict(ck["loop"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            if device.type == "cuda" and ck["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise ResumeError(f"--resume: {ckpt_path} is damaged ({type(exc).__name__}: {exc}); train without "
+                              "--resume to start over") from None
+    for leftover in out.glob(".*.tmp-*"):  # temporary files of a killed run's atomic writes
+        leftover.unlink(missing_ok=True)
 
     def work() -> float:
         return float(trainer.work[t.work_measure])

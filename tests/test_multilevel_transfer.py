@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from surrogate.models import CNN, MLP
-from surrogate.multilevel import build_hierarchy, flops_per_sample
+from pde_data.config import ConfigError
+from surrogate.multilevel import Transfer, build_hierarchy, flops_per_sample
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -110,12 +111,19 @@ def test_plain_pi_averages_rows_and_sums_columns():
     torch.testing.assert_close(w1c[0], expected)
 
 
-def test_no_hidden_layers_is_identity():
-    h = build_hierarchy(MLP([3, 2]).double(), 2)
-    x = params(h.nets[0])
-    assert h.nets[1].hidden_sizes == []
-    for a, b in zip(h.transfers[0].restrict(x), x):
+def test_no_hidden_layers_is_identity_and_cannot_coarsen():
+    net = MLP([3, 2]).double()
+    x = params(net)
+    for a, b in zip(Transfer([p.shape for p in x], []).restrict(x), x):
         torch.testing.assert_close(a, b)
+    with pytest.raises(ConfigError, match="train.fas.levels: 2 is not allowed.*need levels <= 1"):
+        build_hierarchy(net, 2)
+
+
+def test_levels_that_cannot_coarsen_are_refused():
+    build_hierarchy(MLP([4, 8, 8, 2]), 3)
+    with pytest.raises(ConfigError, match="train.fas.levels: 20 is not allowed.*cannot coarsen"):
+        build_hierarchy(MLP([4, 8, 8, 2]), 20)
 
 
 def test_half_width_poisson_fc_costs_048_flops():

@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from pde_data.config import replace
+from pde_data.config import ConfigError, replace
 
 from ..models import WidthNet
 from .config import FASConfig
@@ -36,6 +36,12 @@ class Hierarchy:
         self.nets: list[WidthNet] = [model]
         self.transfers: list[Transfer] = []
         self.rematch()
+        stuck = next((i for i in range(1, self.levels) if self.nets[i].hidden_sizes == self.nets[i - 1].hidden_sizes),
+                     None)
+        if stuck is not None:
+            raise ConfigError(f"train.fas.levels: {self.levels} is not allowed for this network: level {stuck} "
+                              f"keeps the hidden widths {self.nets[stuck - 1].hidden_sizes} of level {stuck - 1} "
+                              f"(heavy edge matching cannot coarsen them further); need levels <= {stuck}")
 
     def rematch(self) -> None:
         """Recompute every matching, finest first, and set nets[i+1] = Pi nets[i]."""
