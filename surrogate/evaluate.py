@@ -150,15 +150,21 @@ def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = 
         truth, pred = predictions(model, split, batch_size)
         extras[key] = {"inputs": st.read(model.layout.inputs[0], test_idx[:n_plot]), "truth": truth[:n_plot],
                        "pred": pred[:n_plot]}
-        if "Q" in model.targets:
-            sl = model.layout.target_slices()["Q"]
-            extras[key].update(Q_true=truth[:, sl].ravel(), Q_pred=pred[:, sl].ravel())
+        scalar = _scalar_target(model)
+        if scalar is not None:
+            sl = model.layout.target_slices()[scalar]
+            extras[key].update(scalar_true=truth[:, sl].ravel(), scalar_pred=pred[:, sl].ravel())
     if out is not None:
         write_json(Path(out), flat_metrics(result))
         write_json(Path(out).with_suffix(".meta.json"), result)
     if plots is not None:
         make_plots(models, extras, Path(plots))
     return result
+
+
+def _scalar_target(model: Surrogate) -> str | None:
+    """The first target with one value per sample (a quantity of interest such as Darcy's Q), if any."""
+    return next((t for t, shape in zip(model.layout.targets, model.layout.target_shapes) if shape == ()), None)
 
 
 def flat_metrics(result: Mapping) -> dict[str, float]:
@@ -186,23 +192,24 @@ def make_plots(models: Mapping[str, Surrogate], extras: Mapping[str, dict], plot
             fig.savefig(plots / fname, dpi=110)
             plt.close(fig)
             written.append(plots / fname)
-    if "Q" in models["fine"].targets:
+    scalar = _scalar_target(models["fine"])
+    if scalar is not None:
         fig, ax = plt.subplots(figsize=(4.6, 4.4), constrained_layout=True)
         lo, hi = math.inf, -math.inf
         for key, style in (("fine", dict(marker="o", color="C0")), ("aux", dict(marker="x", color="C1"))):
-            if key in extras and "Q_true" in extras[key]:
-                qt, qp = extras[key]["Q_true"], extras[key]["Q_pred"]
+            if key in extras and "scalar_true" in extras[key]:
+                qt, qp = extras[key]["scalar_true"], extras[key]["scalar_pred"]
                 ax.scatter(qt, qp, s=12, alpha=0.7, label=f"{key} network", **style)
                 lo, hi = min(lo, qt.min(), qp.min()), max(hi, qt.max(), qp.max())
         if math.isfinite(lo):
             ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, label="exact")
-        ax.set_xlabel("Q (FEM)")
-        ax.set_ylabel("Q (surrogate)")
-        ax.set_title("Darcy outflow QoI, test split")
+        ax.set_xlabel(f"{scalar} (FEM)")
+        ax.set_ylabel(f"{scalar} (surrogate)")
+        ax.set_title(f"{models['fine'].problem} {scalar}, test split")
         ax.legend()
-        fig.savefig(plots / "parity_Q.png", dpi=110)
+        fig.savefig(plots / f"parity_{scalar}.png", dpi=110)
         plt.close(fig)
-        written.append(plots / "parity_Q.png")
+        written.append(plots / f"parity_{scalar}.png")
     return written
 
 
@@ -212,6 +219,7 @@ def _samples_figure(plt, model: Surrogate, extra: Mapping, key: str):
     k = len(truth)
     fields = [t for t, s in zip(layout.targets, layout.target_shapes) if s]
     tp, pp = codec.split_targets(truth), codec.split_targets(pred)
+    scalar = _scalar_target(model)
     in_name = layout.inputs[0]
     if fields:
         f = fields[0]
@@ -232,8 +240,8 @@ def _samples_figure(plt, model: Surrogate, extra: Mapping, key: str):
                 im = ax.imshow(img, origin="lower", extent=(0, 1, 0, 1), cmap=cmap, **kw)
                 fig.colorbar(im, ax=ax, shrink=0.8)
                 extra_title = ""
-                if "Q" in tp and j == 0:
-                    extra_title = f"\nQ: FEM {tp['Q'][i]:.4g}, net {pp['Q'][i]:.4g}"
+                if scalar is not None and j == 0:
+                    extra_title = f"\n{scalar}: FEM {tp[scalar][i]:.4g}, net {pp[scalar][i]:.4g}"
                 ax.set_title(title + extra_title, fontsize=9)
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -243,7 +251,7 @@ def _samples_figure(plt, model: Surrogate, extra: Mapping, key: str):
             ax = axes[0, i]
             im = ax.imshow(inputs[i], origin="lower", extent=(0, 1, 0, 1), cmap="viridis")
             fig.colorbar(im, ax=ax, shrink=0.8)
-            ax.set_title(f"{in_name}\nQ: FEM {tp['Q'][i]:.4g}, net {pp['Q'][i]:.4g}", fontsize=9)
+            ax.set_title(f"{in_name}\n{scalar}: FEM {tp[scalar][i]:.4g}, net {pp[scalar][i]:.4g}", fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
     fig.suptitle(f"{model.problem}: test samples, {key} network ({model.meta.get('selection')})")

@@ -15,9 +15,16 @@ import numpy as np
 import zarr
 
 
-def _group(path, problem, n_samples, seed):
+def make_store(path: str | Path, problem: str, arrays: dict[str, np.ndarray], grid: tuple[np.ndarray, np.ndarray],
+               done: np.ndarray, seed: int, chunk: int) -> Path:
+    """A store of ``problem`` holding the per-sample ``arrays`` (first axis: samples) and the (x, y) grid."""
     g = zarr.open_group(str(path), mode="w", zarr_format=3)
-    return g
+    for name, data in {**arrays, "done": done}.items():
+        _arr(g, name, data, chunk)
+    for name, coord in zip("xy", grid):
+        g.create_array(name, shape=coord.shape, dtype="float32")[...] = coord.astype(np.float32)
+    _record(g, problem, len(done), grid[0].shape[0], seed, chunk)
+    return Path(path)
 
 
 def _record(g, problem, n_samples, n, seed, chunk):
@@ -57,18 +64,11 @@ def make_poisson_store(path: str | Path, n_samples: int = 24, n: int = 8, seed: 
         done[m] = False
         kappa[m] = 0.0
         u[m] = 0.0
-    g = _group(path, "poisson", n_samples, seed)
     f32 = np.float32
-    _arr(g, "kappa", kappa.astype(f32), chunk)
-    _arr(g, "u", u.astype(f32), chunk)
-    _arr(g, "f", np.broadcast_to(32 * np.exp(-4 * ((x - .25) ** 2 + (y - .25) ** 2)), kappa.shape).astype(f32), chunk)
-    _arr(g, "flux", np.zeros((n_samples, 2, n, n), f32), chunk)
-    _arr(g, "theta", theta, chunk)
-    _arr(g, "done", done, chunk)
-    g.create_array("x", shape=(n, n), dtype="float32")[...] = x.astype(f32)
-    g.create_array("y", shape=(n, n), dtype="float32")[...] = y.astype(f32)
-    _record(g, "poisson", n_samples, n, seed, chunk)
-    return Path(path)
+    f = np.broadcast_to(32 * np.exp(-4 * ((x - .25) ** 2 + (y - .25) ** 2)), kappa.shape)
+    return make_store(path, "poisson", {"kappa": kappa.astype(f32), "u": u.astype(f32), "f": f.astype(f32),
+                                        "flux": np.zeros((n_samples, 2, n, n), f32), "theta": theta},
+                      (x, y), done, seed, chunk)
 
 
 def make_darcy_store(path: str | Path, n_samples: int = 24, n: int = 8, seed: int = 1, chunk: int = 5,
@@ -87,14 +87,6 @@ def make_darcy_store(path: str | Path, n_samples: int = 24, n: int = 8, seed: in
     done = np.ones(n_samples, bool)
     for m in missing:
         done[m] = False
-    g = _group(path, "darcy", n_samples, seed)
     f32 = np.float32
-    _arr(g, "log_k", log_k.astype(f32), chunk)
-    _arr(g, "p", (1 - p).astype(f32), chunk)
-    _arr(g, "Q", Q.astype(np.float64), chunk)
-    _arr(g, "Q_in", Q.astype(np.float64), chunk)
-    _arr(g, "done", done, chunk)
-    g.create_array("x", shape=(n, n), dtype="float32")[...] = x.astype(f32)
-    g.create_array("y", shape=(n, n), dtype="float32")[...] = y.astype(f32)
-    _record(g, "darcy", n_samples, n, seed, chunk)
-    return Path(path)
+    return make_store(path, "darcy", {"log_k": log_k.astype(f32), "p": (1 - p).astype(f32), "Q": Q, "Q_in": Q},
+                      (x, y), done, seed, chunk)
