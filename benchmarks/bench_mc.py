@@ -29,8 +29,9 @@ import torch
 import yaml
 
 from surrogate import mc
-from surrogate.data import make_layout
 from surrogate.io import Surrogate, arch_of, load, make_net
+from surrogate.layout import make_layout
+from surrogate.runtime import pick_device
 
 FIELD = {"kernel": "matern", "mean": 0.0, "variance": 1.0, "length": 0.2, "nu": 1.5}
 PAPER = {"mlp": {"kind": "mlp", "hidden": [1024, 1024, 1024]},
@@ -39,7 +40,7 @@ PAPER = {"mlp": {"kind": "mlp", "hidden": [1024, 1024, 1024]},
 
 def untrained(model_cfg: dict, n: int, device: torch.device) -> Surrogate:
     """A Darcy Q surrogate with random weights and identity normalisation."""
-    layout = make_layout("darcy", n, "Q")
+    layout = make_layout("darcy", "Q", {"log_k": (n, n), "Q": ()})
     torch.manual_seed(0)
     net = make_net(model_cfg, layout)
     meta = {"problem": "darcy", "layout": layout.to_dict(), "arch": arch_of(net),
@@ -85,7 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = mc._device(args.device)
+    device = pick_device(args.device, key="--device")
     n = args.n
 
     models: list[tuple[str, Surrogate]] = []

@@ -152,7 +152,7 @@ def write_report(models: Path, logs: Path, metrics: Path, out: Path) -> Path:
              "L2 = mean squared error, L-inf = maximum absolute error, as in the paper's tables.", "",
              "## Best losses during training (paper Tables 1-2)", "", *training_table(runs), "",
              "## Test split (best-by-validation networks)", "", *test_table(runs), "",
-             *mc_section(_read_json(metrics / "mc.json")),
+             *mc_section(_read_json(metrics / "mc.meta.json")),
              "## Figures", ""]
     lines += [f"![{p.stem}]({p.name})" for p in figures]
     lines += [f"![predictions {r['key']}](predictions/{r['key']}/samples.png)" for r in runs

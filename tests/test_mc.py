@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pde_data.fields import FIELD_PARAMS
 from surrogate import config, mc
 from surrogate.cli import main as cli_main
 from surrogate.train import train
@@ -34,8 +35,15 @@ FEM = _fem_available()
 needs_fem = pytest.mark.skipif(not FEM, reason="DOLFINx is not installed")
 
 
+def _read_metrics(path: Path) -> tuple[dict, dict]:
+    """(the flat metrics DVC reads, the full metrics beside them); the flat file holds numbers only."""
+    flat = json.loads(path.read_text())
+    assert flat and all(type(v) in (int, float) for v in flat.values()), flat
+    return flat, json.loads(path.with_suffix(".meta.json").read_text())
+
+
 def _train_tiny(store, out, problem, target="Q"):
-    params = {"data": {"split": {"train": 0.6, "val": 0.2, "test": 0.2}, "darcy_target": target},
+    params = {"data": {"split": {"train": 0.6, "val": 0.2, "test": 0.2}, "target": {"darcy": target}},
               "models": TINY, "train": TINY_TRAIN}
     cfg = config.resolve(params, problem=problem, model="mlp", trainer="adam")
     train(cfg, store, out, progress=False, live=False, verbose=False)
@@ -152,6 +160,22 @@ def test_control_variate_is_unbiased_with_a_shifted_surrogate():
     assert a.surrogate["mean"] - b.surrogate["mean"] == pytest.approx(c)
 
 
+def test_write_json_splits_the_numbers_from_the_metadata(tmp_path):
+    """DVC's metrics file: flat finite numbers; everything else in the .meta.json beside it."""
+    def hifi(u):
+        return float(np.exp(u).mean())
+
+    res = mc.estimate(lambda x: np.exp(x).mean(axis=(1, 2)) + 0.1, 200, fem_n=10, seed=0, grid=4,
+                      field_params=FIELD, hifi=hifi, device="cpu")
+    flat, meta = _read_metrics(res.write_json(tmp_path / "m" / "mc.json"))
+    assert set(flat) == {"mean", "se", "surrogate_mean", "surrogate_se", "variance_reduction_equal_cost", "cost_s"}
+    assert flat["mean"] == res.control_variate["mean"] and flat["se"] == res.control_variate["se"]
+    assert flat["surrogate_mean"] == res.surrogate["mean"] and flat["cost_s"] == res.cost["cost_s"]
+    assert meta == json.loads(json.dumps(res.metrics())) and meta["field"] == FIELD and meta["device"] == "cpu"
+    assert meta["estimate"]["method"] == "control_variate" and meta["seed"] == 0
+    assert meta["n"] == 200 and meta["fem_n"] == 10
+
+
 def test_fresh_fields_never_reuse_store_samples_and_follow_the_field():
     from pde_data.fields import GaussianRandomField
 
@@ -181,7 +205,7 @@ def test_estimates_cover_a_large_plain_fem_estimate(darcy_model, tmp_path):
 
     model = surrogate.load(darcy_model["dir"])
     store_params = model.meta["store"]["params"]
-    assert {k: store_params[k] for k in mc.FIELD_KEYS} == {"kernel": "matern", "mean": 0.0, "variance": 1.0,
+    assert {k: store_params[k] for k in FIELD_PARAMS} == {"kernel": "matern", "mean": 0.0, "variance": 1.0,
                                                           "length": 0.2, "nu": 1.5}
     problem = DarcyProblem(**{k: v for k, v in store_params.items() if v is not None})
     ref_fields = mc.FieldSampler(8, store_params, seed=10_000).draw(0, 8000)
@@ -211,7 +235,7 @@ def test_estimates_cover_a_large_plain_fem_estimate(darcy_model, tmp_path):
 
     # the same with the surrogate deliberately shifted: CV unchanged, surrogate-only off by the shift
     shifted = mc.estimate(lambda x: model.predict(x) + 0.3, 1000, fem_n=50, seed=1, grid=8,
-                          field_params={k: store_params[k] for k in mc.FIELD_KEYS}, hifi=problem.solve)
+                          field_params={k: store_params[k] for k in FIELD_PARAMS}, hifi=problem.solve)
     assert shifted.control_variate["mean"] == pytest.approx(k["mean"], rel=1e-6)
     assert shifted.surrogate["mean"] == pytest.approx(s["mean"] + 0.3, rel=1e-6)
     assert shifted.surrogate_error["mean"] == pytest.approx(res.surrogate_error["mean"] + 0.3, rel=1e-6)
@@ -229,7 +253,9 @@ def test_cli_mc_writes_metrics_and_histogram(darcy_model, tmp_path, capsys):
     assert rc == 0, cap.err
     assert "variance: trained on 1.0, MC uses 0.5" in cap.err  # warned: other fields than in training
     assert "E[Q_sur]" in cap.out and "control variate" in cap.out
-    m = json.loads(out.read_text())
+    flat, m = _read_metrics(out)
+    assert flat["mean"] == m["control_variate"]["mean"] and flat["se"] == m["control_variate"]["se"]
+    assert flat["variance_reduction_equal_cost"] == m["cost"]["variance_reduction_equal_cost"]
     assert m["n"] == 400 and m["fem_n"] == 20 and m["seed"] == 5 and m["field"]["variance"] == 0.5
     assert m["field_differs"] and m["estimate"]["method"] == "control_variate"
     for key in ("mean", "se", "ci95_low", "ci95_high", "var"):
@@ -247,11 +273,11 @@ def test_cli_mc_writes_metrics_and_histogram(darcy_model, tmp_path, capsys):
 def test_bad_inputs_are_refused(tiny_models, tmp_path, capsys):
     darcy, poisson = tiny_models["darcy_Q"], tiny_models["poisson"]
     for n in (0, -5, 1):
-        with pytest.raises(config.ConfigError, match=rf"mc.n = {n}: must be an integer >= 2"):
+        with pytest.raises(config.ConfigError, match=rf"mc.n: {n} is too small; need an integer >= 2"):
             mc.estimate(darcy, n, field_params=FIELD, device="cpu")
-    with pytest.raises(mc.MCError, match="fem_n <= n"):
+    with pytest.raises(config.ConfigError, match="mc.fem_n: 11 is not allowed.*need fem_n <= n = 10"):
         mc.estimate(darcy, 10, fem_n=11, field_params=FIELD, device="cpu")
-    with pytest.raises(mc.MCError, match="at least 3 FEM solves"):
+    with pytest.raises(config.ConfigError, match="mc.fem_n: 2 is not allowed.*at least 3 FEM solves"):
         mc.estimate(darcy, 10, fem_n=2, field_params=FIELD, device="cpu")
     with pytest.raises(mc.MCError, match="'poisson' surrogate.*needs a Darcy surrogate"):
         mc.estimate(poisson, 100, field_params=FIELD, device="cpu")
@@ -261,17 +287,17 @@ def test_bad_inputs_are_refused(tiny_models, tmp_path, capsys):
         mc.estimate(darcy, 100, device="cpu")
     with pytest.raises(mc.MCError, match="fields are 5 x 5, the surrogate's grid is 4 x 4"):
         mc.estimate(darcy, np.zeros((10, 5, 5)), device="cpu")
-    with pytest.raises(config.ConfigError, match="mc.field.variance = -1"):
+    with pytest.raises(config.ConfigError, match=r"mc.field.variance: -1.0 is not allowed; need a number > 0"):
         mc.estimate(darcy, 100, field_params={**FIELD, "variance": -1}, device="cpu")
-    with pytest.raises(config.ConfigError, match="unknown key 'mc.field.sigma'"):
+    with pytest.raises(config.ConfigError, match="mc.field.sigma: unknown key"):
         mc.estimate(darcy, 100, field_params={"sigma": 1.0}, device="cpu")
-    with pytest.raises(config.ConfigError, match="unknown key 'mc.samples'"):
-        mc.resolve({"mc": {"samples": 3}})
-    with pytest.raises(config.ConfigError, match="mc.device = 'gpu'"):
-        mc.resolve({"mc": {"device": "gpu"}})
+    with pytest.raises(config.ConfigError, match="mc.samples: unknown key"):
+        config.resolve_mc({"mc": {"samples": 3}})
+    with pytest.raises(config.ConfigError, match="mc.device: 'gpu' is not allowed"):
+        config.resolve_mc({"mc": {"device": "gpu"}})
     # the CLI: one clear line, exit status 2
-    for argv, msg in ((["--n", "0"], "mc.n = 0: must be an integer >= 2"),
-                      (["--n", "-3"], "mc.n = -3: must be an integer >= 2"),
+    for argv, msg in ((["--n", "0"], "mc.n: 0 is too small; need an integer >= 2"),
+                      (["--n", "-3"], "mc.n: -3 is too small; need an integer >= 2"),
                       (["--model", str(poisson)], "needs a Darcy surrogate")):
         model = [] if "--model" in argv else ["--model", str(darcy)]
         rc = cli_main(["mc", *model, *argv, "--out", str(tmp_path / "x.json"), "--plots", str(tmp_path)])
@@ -281,9 +307,9 @@ def test_bad_inputs_are_refused(tiny_models, tmp_path, capsys):
 
 
 def test_params_section_of_the_repository_is_valid():
-    cfg = mc.resolve(Path(__file__).resolve().parents[1] / "params.yaml")
-    assert cfg["n"] >= 2 and cfg["fem_n"] >= 0 and cfg["device"] in ("auto", "cpu", "cuda")
-    assert mc.resolve({}, n=50, fem_n=0)["n"] == 50
+    cfg = config.resolve_mc(Path(__file__).resolve().parents[1] / "params.yaml")
+    assert cfg.n >= 2 and cfg.fem_n >= 0 and cfg.device in ("auto", "cpu", "cuda")
+    assert config.resolve_mc({}, n=50, fem_n=0).n == 50
 
 
 # --------------------------------------------------------------------------
@@ -310,6 +336,7 @@ assert main(args[:-4] + ["--fem-n", "5", "--out", {str(tmp_path / "fem.json")!r}
     assert "E[Q_sur]" in run.stdout
     assert "need the FEM stack (DOLFINx via pde_data.darcy)" in run.stderr
     assert "training store records no (or incomplete) field parameters" in run.stderr
-    m = json.loads(out.read_text())
+    flat, m = _read_metrics(out)
+    assert flat["mean"] == flat["surrogate_mean"] and "variance_reduction_equal_cost" not in flat
     assert m["fem_n"] == 0 and m["estimate"]["method"].startswith("surrogate_only") and "control_variate" not in m
     assert (tmp_path / "mc_qoi_hist.png").exists()

@@ -1,0 +1,155 @@
+""":func:`estimate`: the Monte Carlo run, surrogate only or as a control variate beside FEM solves."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from surrogate.config import MCConfig
+from surrogate.mc.errors import MCError, MCWarning
+from surrogate.mc.estimators import control_variate, equal_cost, plain_mc, surrogate_error
+from surrogate.mc.fields import FieldSampler
+from surrogate.mc.models import Predict, as_model, darcy_fem, resolve_field, trained_store_params, training_field
+from surrogate.mc.result import MCResult
+from surrogate.runtime import pick_device
+
+_DEFAULTS = MCConfig()
+#: Fields i..j-1 of a run as a (j - i, n, n) array.
+Draw = Callable[[int, int], np.ndarray]
+
+
+def _sizes(fields: Any, n: int | None) -> tuple[Any, np.ndarray | None]:
+    """(N, the caller's fields or None) from ``fields`` (an array (N, n, n), N or None) and ``n``."""
+    if isinstance(fields, (int, np.integer)) and not isinstance(fields, bool):
+        if n is not None and n != fields:
+            raise MCError(f"estimate: n given twice ({fields} and {n})")
+        return int(fields), None
+    if fields is None:
+        if n is None:
+            raise MCError("estimate: give the fields or their number N")
+        return n, None
+    given = np.asarray(fields, dtype=np.float64)
+    if given.ndim != 3 or given.shape[1] != given.shape[2]:
+        raise MCError(f"estimate: fields must have shape (N, n, n), got {given.shape}")
+    if n is not None and n != given.shape[0]:
+        raise MCError(f"estimate: n = {n} but {given.shape[0]} fields were given")
+    return given.shape[0], given
+
+
+def _per_s(t: float) -> float | None:
+    return 1.0 / t if t > 0 else None
+
+
+def _surrogate_pass(predict: Predict, draw: Draw, cfg: MCConfig,
+                    progress: bool) -> tuple[np.ndarray, np.ndarray | None, float, float]:
+    """(Q_sur of the N fields, the first M fields (None if M = 0), seconds drawing, seconds predicting)."""
+    n, m, size = cfg.n, cfg.fem_n, cfg.batch_size
+    q_sur, kept = np.empty(n), []
+    t_field = t_sur = 0.0
+    bar = tqdm(total=n, unit="field", desc="surrogate", disable=not progress or n <= size)
+    for a in range(0, n, size):
+        b = min(a + size, n)
+        t0 = time.perf_counter()
+        x = draw(a, b)
+        t1 = time.perf_counter()
+        q_sur[a:b] = predict(x, size)
+        t_field, t_sur = t_field + (t1 - t0), t_sur + (time.perf_counter() - t1)
+        if a < m:
+            kept.append(x[:m - a])
+        bar.update(b - a)
+    bar.close()
+    if not np.all(np.isfinite(q_sur)):
+        raise MCError(f"the surrogate predicted {int((~np.isfinite(q_sur)).sum())} non-finite Q values")
+    return q_sur, np.concatenate(kept) if kept else None, t_field, t_sur
+
+
+def _fem_pass(hifi: Callable[[np.ndarray], Any], fields: np.ndarray, progress: bool) -> tuple[np.ndarray, float]:
+    """(Q_fem of ``fields``, seconds per solve)."""
+    q_fem = np.empty(len(fields))
+    t0 = time.perf_counter()
+    for i in tqdm(range(len(fields)), unit="solve", desc="FEM", disable=not progress):
+        out = hifi(fields[i])
+        q_fem[i] = float(out["Q"] if isinstance(out, Mapping) else out)
+    t_fem = (time.perf_counter() - t0) / len(fields)
+    if not np.all(np.isfinite(q_fem)):
+        raise MCError("the high-fidelity model returned non-finite Q values")
+    return q_fem, t_fem
+
+
+def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | None = None, fem_n: int = 0,
+             seed: int = _DEFAULTS.seed, batch_size: int = _DEFAULTS.batch_size, device: Any = "auto",
+             field_params: Mapping | None = None, hifi: Callable[[np.ndarray], Any] | None = None,
+             beta: float | None = None, grid: int | None = None, progress: bool = False) -> MCResult:
+    """Monte Carlo estimate of E[Q] with a surrogate, alone or as a control variate beside FEM solves.
+
+    ``model``: a model path (file or directory), a :class:`surrogate.io.Surrogate`
+    (must be a Darcy surrogate of Q), or any callable / object with ``predict``
+    mapping fields (B, n, n) to Q (B,) (then ``field_params`` or ``fields``
+    must be given).  ``fields``: an array (N, n, n) of log-permeability fields,
+    or the number N of fresh fields to draw (also ``n=``).  ``fem_n``: M
+    high-fidelity solves on the first M fields (0: surrogate only).
+    ``hifi``: the high-fidelity model, a callable log_k (n, n) -> Q (a float
+    or a dict with ``"Q"``); default: :class:`pde_data.darcy.DarcyProblem` with
+    the training store's parameters (needs DOLFINx).  ``field_params``:
+    overrides of the training field parameters (warns when they differ).
+    ``beta``: a fixed control-variate coefficient (default: estimated).
+    ``grid``: cells per side of the fields to draw for a bare callable model.
+    ``device``: where the surrogate runs (a Surrogate on another device is
+    copied there; the caller's object is left as it is).  Warns
+    (:class:`MCWarning`) when the fields differ from the training fields.
+    Sizes, seed and ``field_params`` are checked as :class:`surrogate.config.MCConfig`.
+    """
+    n, given = _sizes(fields, n)
+    cfg = MCConfig(n=n, fem_n=fem_n, seed=seed, batch_size=batch_size, field=field_params)
+    n = cfg.n
+    dev = pick_device(device, key="mc.device")
+
+    # the surrogate and the fields: the caller's, or fresh ones of the training (or overridden) field
+    predict, sur, name = as_model(model, dev)
+    trained = trained_store_params(sur)
+    grid_n = sur.layout.n if sur is not None else None
+    if given is not None:
+        if grid_n is not None and given.shape[1] != grid_n:
+            raise MCError(f"estimate: fields are {given.shape[1]} x {given.shape[1]}, the surrogate's grid is "
+                          f"{grid_n} x {grid_n}")
+        # the caller's fields are drawn as the caller chose; the params only configure the FEM problem
+        params, diffs, grid_n, sampler = {**training_field(trained), **cfg.field}, [], given.shape[1], None
+    else:
+        params, diffs = resolve_field(trained, cfg.field, sur is not None)
+        grid_n = grid_n or grid
+        if grid_n is None:
+            raise MCError("estimate: the grid size is unknown; pass fields, a Surrogate or grid=n")
+        sampler = FieldSampler(grid_n, params, cfg.seed)
+    for d in diffs:
+        warnings.warn(f"Monte Carlo fields differ from the surrogate's training fields: {d}", MCWarning,
+                      stacklevel=2)
+
+    # the FEM model first (fail before the surrogate pass when the FEM stack is missing)
+    setup = 0.0
+    if cfg.fem_n > 0 and hifi is None:
+        hifi, setup = darcy_fem(trained, params, grid_n)
+
+    draw = sampler.draw if sampler is not None else (lambda a, b: given[a:b])
+    q_sur, first, t_field, t_sur = _surrogate_pass(predict, draw, cfg, progress)
+    t_field = t_field / n if sampler is not None else 0.0
+    t_sur /= n
+    sur_stats = {**plain_mc(q_sur), "note": "estimates E[Q_sur]: biased by the surrogate's mean error (not in the SE)"}
+    cost = {"t_field_s": t_field, "t_surrogate_s": t_sur, "surrogate_per_s": _per_s(t_sur),
+            "cost_s": n * (t_field + t_sur)}
+    q_fem = fem_stats = err = cv = None
+    if cfg.fem_n > 0:
+        q_fem, t_fem = _fem_pass(hifi, first, progress)
+        fem_stats = plain_mc(q_fem)
+        err = surrogate_error(q_sur[:cfg.fem_n], q_fem)
+        cv = control_variate(q_fem, q_sur[:cfg.fem_n], q_sur, beta)
+        cost.update(t_fem_s=t_fem, fem_per_s=_per_s(t_fem), fem_setup_s=setup,
+                    **equal_cost(n, cfg.fem_n, t_field, t_sur, t_fem, fem_stats["var"], cv))
+    return MCResult(n=n, fem_n=cfg.fem_n, seed=cfg.seed if sampler is not None else None, surrogate=sur_stats,
+                    fem=fem_stats, surrogate_error=err, control_variate=cv, cost=cost, field_params=params,
+                    field_params_trained=training_field(trained) if trained else None, field_params_differ=diffs,
+                    model=name, device=str(dev), q_sur=q_sur, q_fem=q_fem)
