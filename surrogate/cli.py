@@ -7,7 +7,7 @@ Examples::
     surrogate evaluate --model-dir models/poisson-mlp-fas --store data/poisson.zarr \\
         --out metrics/poisson-mlp-fas.json --plots plots/poisson-mlp-fas
     surrogate mc --model models/darcy-mlp-fas --n 20000 --fem-n 500 [--params params.yaml] \\
-        [--out metrics/mc_qoi.json] [--plots plots]
+        [--out metrics/mc.json] [--plots plots]
 
 Every knob is read from the ``data``, ``models``, ``train`` and ``mc``
 sections of ``params.yaml`` (``--params``; default ``./params.yaml`` when it
@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 from pde_data.problems import PROBLEMS
+from surrogate import distributed
 from surrogate.config import MODELS, TRAINERS
 
 EXIT_ERROR = 2
@@ -112,8 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--batch-size", type=int, default=None, help="fields per batch (default: mc.batch_size)")
     mc.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                     help="device of the surrogate (default: mc.device)")
-    mc.add_argument("--out", default="metrics/mc_qoi.json", metavar="JSON",
-                    help="metrics file to write (default: metrics/mc_qoi.json)")
+    mc.add_argument("--out", default="metrics/mc.json", metavar="JSON",
+                    help="flat metrics file to write; the full result goes to its .meta.json (default: metrics/mc.json)")
     mc.add_argument("--plots", default="plots", metavar="DIR",
                     help="directory for the histogram mc_qoi_hist.png (default: plots)")
     mc.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
@@ -194,22 +195,30 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
-        print("surrogate: interrupted (resume a training run with --resume)", file=sys.stderr)
+        _error("interrupted (resume a training run with --resume)")
         return 130
     except Exception as exc:  # noqa: BLE001 - user-facing errors become one clear line
         from surrogate.train import ResumeError, TrainingDiverged
 
         if isinstance(exc, TrainingDiverged):
-            print(f"surrogate: error: {exc}", file=sys.stderr)
+            _error(f"error: {exc}")
             return EXIT_DIVERGED
         if isinstance(exc, (ConfigError, ModelFileError, ResumeError)):
-            print(f"surrogate: error: {exc}", file=sys.stderr)
+            _error(f"error: {exc}")
             return EXIT_ERROR
         if isinstance(exc, OSError):  # a full disk, a file removed under us: the files say which
             where = f"{exc.filename}: " if exc.filename else ""
-            print(f"surrogate: error: {where}{exc.strerror or exc}", file=sys.stderr)
+            _error(f"error: {where}{exc.strerror or exc}")
             return EXIT_ERROR
         raise
+    finally:
+        distributed.finish()
+
+
+def _error(message: str) -> None:
+    """A one-line message on stderr, from one process of a torchrun job."""
+    if distributed.is_main():
+        print(f"surrogate: {message}", file=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

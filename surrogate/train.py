@@ -34,13 +34,15 @@ from typing import Any, Callable
 
 import torch
 
+from pde_data.config import ConfigError
 from surrogate import config as config_mod
+from surrogate import distributed
 from surrogate.config import RunConfig
 from surrogate.dataset import Dataset, load_dataset, open_store
 from surrogate.io import arch_of, build_net, make_net, read_checkpoint, save_checkpoint, save_model
 from surrogate.monitor import Monitor, TrainingDiverged
 from surrogate.progress import Progress
-from surrogate.runtime import pick_device, versions, writable_dir, write_json
+from surrogate.runtime import versions, writable_dir, write_json
 
 __all__ = ["train", "build_trainer", "TrainingDiverged", "ResumeError", "OUTPUT_FILES", "CHECKPOINT"]
 
@@ -95,9 +97,13 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
     "cycle", "checkpointed"}`` (tests use it to simulate a kill).
     """
     t, out = cfg.train, Path(out)
-    say = (lambda msg: print(msg, file=sys.stderr)) if verbose else (lambda msg: None)
     # 1. inputs first: nothing in OUT is touched before they all pass
-    device = pick_device(t.device)
+    device = distributed.init(t.device)
+    main = distributed.is_main()  # under torchrun, rank 0 alone writes files and shows progress
+    say = (lambda msg: print(msg, file=sys.stderr)) if verbose and main else (lambda msg: None)
+    if distributed.world_size() > t.batch_size:
+        raise ConfigError(f"torchrun: {distributed.world_size()} processes share minibatches of train.batch_size "
+                          f"{t.batch_size}; need at most as many processes as samples in a minibatch")
     writable_dir(out, "--out")
     if metrics is not None:
         writable_dir(Path(metrics).parent, "--metrics")
@@ -126,13 +132,15 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
         except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
             raise ResumeError(f"--resume: {ckpt_path} is damaged ({type(exc).__name__}: {exc}); train without "
                               "--resume to start over") from None
-    for leftover in out.glob(".*.tmp-*"):  # temporary files of a killed run's atomic writes
+    for leftover in out.glob(".*.tmp-*") if main else ():  # temporary files of a killed run's atomic writes
         leftover.unlink(missing_ok=True)
 
     def work() -> float:
         return float(trainer.work[t.work_measure])
 
     def checkpoint(finished: bool = False) -> None:
+        if not main:
+            return
         rng = {"torch": torch.get_rng_state(),
                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
         save_checkpoint(ckpt_path, {"config": cfg.to_dict(), "store": store_info,
@@ -145,8 +153,8 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
         loop["next_eval"] = _next_multiple(work(), t.eval_every_wu)
 
     # 2.-3. the loop
-    progress_ = Progress((Path(live_dir) if live_dir is not None else out / LIVE_DIR) if live else None,
-                         progress, t.budget_wu, loop["work_units"])
+    progress_ = Progress((Path(live_dir) if live_dir is not None else out / LIVE_DIR) if live and main else None,
+                         progress and main, t.budget_wu, loop["work_units"])
     for rec in monitor.history:
         progress_.record(rec)
     next_ckpt = _next_multiple(loop["work_units"], t.checkpoint_every_wu)
@@ -175,10 +183,13 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
     loop["elapsed_s"] = time.perf_counter() - start
 
     # 4. outputs of a run that did not diverge
-    summary = _write_outputs(cfg, out, dataset, hier, monitor, store_info, loop, work(), device)
-    if metrics is not None:
-        write_json(metrics, flat_metrics(summary))
+    summary = _summary(cfg, dataset, monitor, store_info, loop, work(), device)
+    if main:
+        _write_outputs(cfg, out, dataset, hier, monitor, summary, store_info)
+        if metrics is not None:
+            write_json(metrics, flat_metrics(summary))
     checkpoint(finished=True)
+    distributed.barrier()
     b = summary["best"]
     say(f"trained {cfg.problem} {cfg.model.KIND} with {t.trainer} for {work():.1f} work units "
         f"in {loop['elapsed_s']:.1f} s: best validation mse {b['mse']:.4g} (at {b['mse_at_wu']:.1f} wu), "
@@ -204,11 +215,25 @@ def _model_meta(cfg: RunConfig, dataset: Dataset, net: torch.nn.Module, role: st
     }
 
 
-def _write_outputs(cfg: RunConfig, out: Path, dataset: Dataset, hier, monitor: Monitor, store_info: dict,
-                   loop: dict, work: float, device: torch.device) -> dict:
-    """The model files, history and summaries; a previous run's other output files are removed last."""
+def _summary(cfg: RunConfig, dataset: Dataset, monitor: Monitor, store_info: dict, loop: dict, work: float,
+             device: torch.device) -> dict:
     final = monitor.history[-1]
-    written = []
+    summary = {"problem": cfg.problem, "model": cfg.model.KIND, "trainer": cfg.train.trainer,
+               "levels": cfg.train.fas.levels, "device": str(device), "processes": distributed.world_size(),
+               "store": store_info, "work_measure": cfg.train.work_measure, "data_streamed": dataset.streamed,
+               "work_units": work, "cycles": loop["cycles"], "elapsed_s": loop["elapsed_s"],
+               "n_train": len(dataset["train"]), "n_val": len(dataset["val"]), **monitor.summary(),
+               "final": {"val": final["val"], "train": final.get("train")}}
+    if "aux" in monitor.roles:
+        summary["aux_final"] = {"val": final["aux_val"]}
+    return summary
+
+
+def _write_outputs(cfg: RunConfig, out: Path, dataset: Dataset, hier, monitor: Monitor, summary: dict,
+                   store_info: dict) -> None:
+    """The model files, history and summary; a previous run's other output files are removed last."""
+    final = monitor.history[-1]
+    written = ["history.json", "train_summary.json"]
     for role, level in (("fine", 0), ("aux", 1))[:len(monitor.roles)]:
         prefix = "aux_" if role == "aux" else ""
         net = hier.nets[level]
@@ -219,19 +244,10 @@ def _write_outputs(cfg: RunConfig, out: Path, dataset: Dataset, hier, monitor: M
         save_model(out / f"{prefix}best.pt", best_net,
                    _model_meta(cfg, dataset, best_net, role, "best", best["record"], store_info))
         written += [f"{prefix}final.pt", f"{prefix}best.pt"]
-    summary = {"work_units": work, "cycles": loop["cycles"], "elapsed_s": loop["elapsed_s"],
-               "n_train": len(dataset["train"]), "n_val": len(dataset["val"]), **monitor.summary(),
-               "final": {"val": final["val"], "train": final.get("train")}}
-    if "aux" in monitor.roles:
-        summary["aux_final"] = {"val": final["aux_val"]}
-    summary = {"problem": cfg.problem, "model": cfg.model.KIND, "trainer": cfg.train.trainer,
-               "levels": cfg.train.fas.levels, "device": str(device), "store": store_info,
-               "work_measure": cfg.train.work_measure, "data_streamed": dataset.streamed, **summary}
     write_json(out / "history.json", monitor.history, indent=None)
     write_json(out / "train_summary.json", summary)
-    for name in set(OUTPUT_FILES) - set(written) - {"history.json", "train_summary.json"}:
+    for name in set(OUTPUT_FILES) - set(written):
         (out / name).unlink(missing_ok=True)  # e.g. aux_best.pt of an earlier FAS run in this OUT
-    return summary
 
 
 def flat_metrics(summary: dict) -> dict[str, float]:

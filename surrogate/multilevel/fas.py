@@ -49,6 +49,7 @@ from torch.nn import functional as F
 from .batches import MinibatchStream
 from .hierarchy import Hierarchy
 from .config import FASConfig, OptimizerConfig
+from .parallel import DataParallel
 from .optim import OptimizerSpec, make_optimizer, prolong_momentum, restrict_state
 from .smoother import Level
 from .work import MEASURES, WorkCounter
@@ -94,6 +95,7 @@ class FASTrainer:
         self.factory = optimizer if callable(optimizer) else None
         self.hier, self.X, self.Y, self.stream = hier, X, Y, batches
         self.loss_fn = loss if loss is not None else F.mse_loss
+        self.parallel = DataParallel()
         self.cycles = 0
         self.levels: list[Level] = []
         self._counter = WorkCounter(hier.nets, batches.batch_size)
@@ -113,7 +115,7 @@ class FASTrainer:
             lr = self.level_lr(l)
             params = list(net.parameters())
             level = Level(net, make_optimizer(self.factory or self.optim, params, lr), lr, self.X, self.Y,
-                          self.loss_fn)
+                          self.loss_fn, self.parallel)
             if l < len(self.levels):
                 level.loss_sum, level.loss_count = self.levels[l].loss_sum, self.levels[l].loss_count
                 self.levels[l] = level
@@ -223,7 +225,9 @@ class FASTrainer:
         :class:`DivergenceError` when a level that took steps has a NaN or
         infinite mean loss.
         """
-        sums = torch.stack([level.loss_sum for level in self.levels]).tolist()
+        sums = torch.stack([level.loss_sum for level in self.levels])
+        self.parallel.sum_([sums])
+        sums = sums.tolist()
         counts = [level.loss_count for level in self.levels]
         for level in self.levels:
             level.loss_sum = torch.zeros_like(level.loss_sum)

@@ -10,6 +10,7 @@ from pde_data.config import ConfigError, replace
 
 from ..models import WidthNet
 from .config import FASConfig
+from .parallel import DataParallel
 from .hem import cosine_strength, heavy_edge_matching
 from .transfer import Coarsening, Transfer
 
@@ -33,6 +34,7 @@ class Hierarchy:
         self.interpolation = config.interpolation
         self.order = config.order
         self.generator = torch.Generator().manual_seed(int(seed))
+        self.parallel = DataParallel()
         self.nets: list[WidthNet] = [model]
         self.transfers: list[Transfer] = []
         self.rematch()
@@ -56,6 +58,9 @@ class Hierarchy:
         n = weight.shape[0]
         order = torch.randperm(n, generator=self.generator) if self.order == "random" else None
         zeta, n_c = heavy_edge_matching(cosine_strength(weight), self.theta, order)
+        if self.parallel.active:  # rank 0's matching on every process
+            zeta = self.parallel.broadcast_(zeta.to(weight.device)).to(zeta.device)
+            n_c = int(zeta.max()) + 1
         d = weight.detach().reshape(n, -1).norm(dim=1).clamp_min(torch.finfo(weight.dtype).tiny) \
             if self.interpolation == "rownorm" else None
         return Coarsening(zeta.to(weight.device), n_c, d, dtype=weight.dtype)

@@ -8,6 +8,7 @@ import torch
 from torch.optim import Optimizer
 
 from ..models import WidthNet
+from .parallel import DataParallel
 
 __all__ = ["Level"]
 
@@ -27,12 +28,13 @@ class Level:
     """
 
     def __init__(self, net: WidthNet, optimizer: Optimizer, lr: float, X: torch.Tensor, Y: torch.Tensor,
-                 loss_fn: LossFn):
+                 loss_fn: LossFn, parallel: DataParallel | None = None):
         self.net = net
         self.params = list(net.parameters())
         self.opt = optimizer
         self.lr = lr
         self.X, self.Y, self.loss_fn = X, Y, loss_fn
+        self.parallel = parallel or DataParallel()
         self.shift: list[torch.Tensor] | None = None
         self.batches: list[torch.Tensor] = []
         self.pi_x: list[torch.Tensor] = []            # Pi x of the finer level at the last restriction
@@ -43,12 +45,12 @@ class Level:
     def step(self, idx: torch.Tensor) -> None:
         """One smoothing step: an optimizer step on the corrected objective over minibatch ``idx``."""
         self.opt.zero_grad(set_to_none=True)
-        loss = self.loss_fn(self.net(self.X[idx]), self.Y[idx])
-        loss.backward()
+        loss = self._backward(idx, idx.numel())
+        self._sum_gradients()
         if self.shift is not None:
             torch._foreach_add_([p.grad for p in self.params], self.shift)
         self.opt.step()
-        self.loss_sum += loss.detach()
+        self.loss_sum += loss
         self.loss_count += 1
 
     def gradient(self, chunks: Sequence[torch.Tensor], corrected: bool = True) -> list[torch.Tensor]:
@@ -56,9 +58,28 @@ class Level:
         self.net.zero_grad(set_to_none=True)
         total = sum(idx.numel() for idx in chunks)
         for idx in chunks:
-            loss = self.loss_fn(self.net(self.X[idx]), self.Y[idx])
-            (loss * (idx.numel() / total) if len(chunks) > 1 else loss).backward()
+            self._backward(idx, total)
+        self._sum_gradients()
         grads = [p.grad for p in self.params]
         if corrected and self.shift is not None:
             return torch._foreach_add(grads, self.shift)
         return grads
+
+    def _backward(self, idx: torch.Tensor, total: int) -> torch.Tensor:
+        """Backward of this process's share of ``idx``, its mean loss weighted by share / ``total``."""
+        share = self.parallel.share(idx)
+        if share.numel() == 0:  # fewer samples than processes at the end of an epoch
+            return torch.zeros((), device=self.loss_sum.device)
+        loss = self.loss_fn(self.net(self.X[share]), self.Y[share])
+        if share.numel() != total:
+            loss = loss * (share.numel() / total)
+        loss.backward()
+        return loss.detach()
+
+    def _sum_gradients(self) -> None:
+        """Gradients summed over the processes (a no-op for one process)."""
+        if self.parallel.active:
+            for p in self.params:
+                if p.grad is None:
+                    p.grad = torch.zeros_like(p)
+            self.parallel.sum_([p.grad for p in self.params])
