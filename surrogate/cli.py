@@ -175,13 +175,16 @@ def _mc(args) -> int:
                             device=args.device)
     writable_dir(Path(args.out).parent, "--out")
     writable_dir(args.plots, "--plots")
+    device = distributed.init(cfg.device, "mc.device")  # under torchrun the processes share the fields
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", mc.MCWarning)
         result = mc.estimate(args.model, cfg.n, fem_n=cfg.fem_n, seed=cfg.seed, batch_size=cfg.batch_size,
-                             device=cfg.device, field_params=cfg.field, progress=not args.no_progress)
-    _print_warnings(caught)
-    print(result.report())
-    print(f"metrics -> {result.write_json(args.out)}; histogram -> {result.plot(Path(args.plots) / 'mc_qoi_hist.png')}")
+                             device=device, field_params=cfg.field, progress=not args.no_progress)
+    if distributed.is_main():
+        _print_warnings(caught)
+        print(result.report())
+        print(f"metrics -> {result.write_json(args.out)}; "
+              f"histogram -> {result.plot(Path(args.plots) / 'mc_qoi_hist.png')}")
     return 0
 
 

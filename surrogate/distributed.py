@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -54,6 +55,20 @@ def rank() -> int:
 def is_main() -> bool:
     """True on the process that writes files and shows progress (rank 0)."""
     return rank() == 0
+
+
+def world() -> int:
+    """Processes of the joined group (1 when none was joined)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def sum_over_processes(values: np.ndarray, device: torch.device) -> np.ndarray:
+    """``values`` summed over the processes (each fills its own entries, zeros elsewhere)."""
+    if world() == 1:
+        return values
+    t = torch.as_tensor(values, dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
+    dist.all_reduce(t)
+    return t.cpu().numpy()
 
 
 def barrier() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -37,11 +38,16 @@ def setup(tmp_path_factory):
     return store, params
 
 
+def _launch(processes: int) -> list[str]:
+    """``python -m surrogate`` for one process, ``torchrun ... -m surrogate`` for several."""
+    if processes == 1:
+        return [sys.executable, "-m", "surrogate"]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+            "-m", "surrogate"]
+
+
 def _train_cmd(processes: int, store, params, out, trainer: str, *extra: str) -> list[str]:
-    launch = [sys.executable, "-m", "surrogate"] if processes == 1 else \
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-         "-m", "surrogate"]
-    return [*launch, "train", "--problem", "poisson", "--store", str(store), "--out", str(out), "--trainer", trainer,
+    return [*_launch(processes), "train", "--problem", "poisson", "--store", str(store), "--out", str(out), "--trainer", trainer,
             "--params", str(params), "--no-progress", *extra]
 
 
@@ -98,3 +104,25 @@ def test_a_killed_rank_stops_the_job_and_resume_works_on_other_process_counts(se
     _run(_train_cmd(1, store, params, out, "fas", *over, "--resume"))
     _run(_train_cmd(1, store, params, tmp_path / "ref", "fas", *over))
     _assert_same_weights(out / "final.pt", tmp_path / "ref" / "final.pt")
+
+
+def test_monte_carlo_across_processes_equals_one_process(tmp_path):
+    from surrogate import config
+    from surrogate.train import train
+    from surrogate_stores import make_darcy_store
+
+    store = make_darcy_store(tmp_path / "d.zarr", n_samples=30, n=8, chunk=8)
+    train(config.resolve(PARAMS, problem="darcy", trainer="sgd"), store, tmp_path / "m", progress=False,
+          live=False, verbose=False)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"mc": {"n": 3000, "fem_n": 0, "batch_size": 256, "device": "cpu", "field": {
+        "kernel": "matern", "mean": 0.0, "variance": 1.0, "length": 0.2, "nu": 1.5}}}))
+    results = []
+    for processes in (1, 2):
+        out = tmp_path / f"mc{processes}.json"
+        _run([*_launch(processes), "mc", "--model", str(tmp_path / "m"), "--params", str(params), "--out", str(out),
+              "--plots", str(tmp_path / f"plots{processes}"), "--no-progress"])
+        results.append(json.loads(out.with_suffix(".meta.json").read_text()))
+    one, two = results
+    assert one["surrogate"]["mean"] == pytest.approx(two["surrogate"]["mean"], rel=1e-12)
+    assert one["surrogate"]["se"] == pytest.approx(two["surrogate"]["se"], rel=1e-9)

@@ -79,6 +79,11 @@ def trained_store_params(sur: Surrogate | None) -> dict | None:
     return None
 
 
+#: Keys that choose how fields are drawn, not their distribution: a store that does not record one
+#: (written before the key existed) takes the default.
+SAMPLER_KEYS = {"method"}
+
+
 def training_field(trained: Mapping | None) -> dict:
     """The random-field parameters among the training store's params ({} when unknown)."""
     return {k: trained[k] for k in FIELD_PARAMS if k in trained} if trained else {}
@@ -91,14 +96,15 @@ def resolve_field(trained: Mapping | None, overrides: Mapping, surrogate: bool =
     unknown training parameters are worth a warning.
     """
     trained_field = training_field(trained)
-    params = {**trained_field, **overrides}
+    defaults = {k: FIELD_PARAMS[k].default for k in SAMPLER_KEYS & set(FIELD_PARAMS)}
+    params = {**defaults, **trained_field, **overrides}
     missing = [k for k in FIELD_PARAMS if k not in params and not (k == "nu" and params.get("kernel") != "matern")]
     if missing:
         raise MCError("the random-field parameters of the model's training store are unknown "
                       f"(missing {', '.join(missing)}); give them in mc.field (keys {', '.join(FIELD_PARAMS)})")
     params = check_field_params(**params, prefix="mc.field.")
     diffs = []
-    needed = [k for k in FIELD_PARAMS if k != "nu" or trained_field.get("kernel") == "matern"]
+    needed = [k for k in FIELD_PARAMS if k not in SAMPLER_KEYS and (k != "nu" or trained_field.get("kernel") == "matern")]
     if surrogate and not all(trained_field.get(k) is not None for k in needed):
         diffs.append("the training store records no (or incomplete) field parameters; MC uses "
                      + ", ".join(f"{k}={params[k]!r}" for k in FIELD_PARAMS))

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from surrogate import distributed
 from surrogate.config import MCConfig
 from surrogate.mc.errors import MCError, MCWarning
 from surrogate.mc.estimators import control_variate, equal_cost, plain_mc, surrogate_error
@@ -45,37 +46,47 @@ def _per_s(t: float) -> float | None:
     return 1.0 / t if t > 0 else None
 
 
-def _surrogate_pass(predict: Predict, draw: Draw, cfg: MCConfig,
-                    progress: bool) -> tuple[np.ndarray, np.ndarray | None, float, float]:
-    """(Q_sur of the N fields, the first M fields (None if M = 0), seconds drawing, seconds predicting)."""
-    n, m, size = cfg.n, cfg.fem_n, cfg.batch_size
-    q_sur, kept = np.empty(n), []
+def _surrogate_pass(predict: Predict, draw: Draw, cfg: MCConfig, progress: bool,
+                    device: Any) -> tuple[np.ndarray, float, float]:
+    """(Q_sur of the N fields, seconds per field drawing, seconds per prediction).
+
+    Under ``torchrun`` each process takes every P-th batch of fields (field i
+    depends on (seed, i) alone) and the Q values are summed over the processes.
+    """
+    n, size, rank, world = cfg.n, cfg.batch_size, distributed.rank(), distributed.world()
+    q_sur = np.zeros(n)
     t_field = t_sur = 0.0
-    bar = tqdm(total=n, unit="field", desc="surrogate", disable=not progress or n <= size)
-    for a in range(0, n, size):
+    starts = range(rank * size, n, world * size)
+    bar = tqdm(total=n, unit="field", desc="surrogate", disable=not progress or n <= size or rank != 0)
+    for a in starts:
         b = min(a + size, n)
         t0 = time.perf_counter()
         x = draw(a, b)
         t1 = time.perf_counter()
         q_sur[a:b] = predict(x, size)
         t_field, t_sur = t_field + (t1 - t0), t_sur + (time.perf_counter() - t1)
-        if a < m:
-            kept.append(x[:m - a])
-        bar.update(b - a)
+        bar.update((b - a) * world)
     bar.close()
+    q_sur = distributed.sum_over_processes(q_sur, device)
     if not np.all(np.isfinite(q_sur)):
         raise MCError(f"the surrogate predicted {int((~np.isfinite(q_sur)).sum())} non-finite Q values")
-    return q_sur, np.concatenate(kept) if kept else None, t_field, t_sur
+    mine = sum(min(a + size, n) - a for a in starts) or 1
+    return q_sur, t_field / mine, t_sur / mine
 
 
-def _fem_pass(hifi: Callable[[np.ndarray], Any], fields: np.ndarray, progress: bool) -> tuple[np.ndarray, float]:
-    """(Q_fem of ``fields``, seconds per solve)."""
-    q_fem = np.empty(len(fields))
+def _fem_pass(hifi: Callable[[np.ndarray], Any], draw: Draw, m: int, progress: bool,
+              device: Any) -> tuple[np.ndarray, float]:
+    """(Q_fem of the first ``m`` fields, seconds per solve); processes share the solves by index."""
+    rank, world = distributed.rank(), distributed.world()
+    fields = draw(0, m)
+    q_fem = np.zeros(m)
+    mine = range(rank, m, world)
     t0 = time.perf_counter()
-    for i in tqdm(range(len(fields)), unit="solve", desc="FEM", disable=not progress):
+    for i in tqdm(mine, unit="solve", desc="FEM", disable=not progress or rank != 0):
         out = hifi(fields[i])
         q_fem[i] = float(out["Q"] if isinstance(out, Mapping) else out)
-    t_fem = (time.perf_counter() - t0) / len(fields)
+    t_fem = (time.perf_counter() - t0) / max(len(mine), 1)
+    q_fem = distributed.sum_over_processes(q_fem, device)
     if not np.all(np.isfinite(q_fem)):
         raise MCError("the high-fidelity model returned non-finite Q values")
     return q_fem, t_fem
@@ -135,15 +146,14 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
         hifi, setup = darcy_fem(trained, params, grid_n)
 
     draw = sampler.draw if sampler is not None else (lambda a, b: given[a:b])
-    q_sur, first, t_field, t_sur = _surrogate_pass(predict, draw, cfg, progress)
-    t_field = t_field / n if sampler is not None else 0.0
-    t_sur /= n
+    q_sur, t_field, t_sur = _surrogate_pass(predict, draw, cfg, progress, dev)
+    t_field = t_field if sampler is not None else 0.0
     sur_stats = {**plain_mc(q_sur), "note": "estimates E[Q_sur]: biased by the surrogate's mean error (not in the SE)"}
     cost = {"t_field_s": t_field, "t_surrogate_s": t_sur, "surrogate_per_s": _per_s(t_sur),
             "cost_s": n * (t_field + t_sur)}
     q_fem = fem_stats = err = cv = None
     if cfg.fem_n > 0:
-        q_fem, t_fem = _fem_pass(hifi, first, progress)
+        q_fem, t_fem = _fem_pass(hifi, draw, cfg.fem_n, progress, dev)
         fem_stats = plain_mc(q_fem)
         err = surrogate_error(q_sur[:cfg.fem_n], q_fem)
         cv = control_variate(q_fem, q_sur[:cfg.fem_n], q_sur, beta)
