@@ -32,15 +32,10 @@ from torch.nn import functional as F
 
 from surrogate.models import MLP
 from surrogate.multilevel import FASTrainer, MinibatchStream, build_hierarchy
+from surrogate.runtime import pick_device
 
 WIDTHS = [3072, 400, 400, 1024]
 BATCH = 200
-
-
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def _sync(device: torch.device) -> None:
@@ -104,7 +99,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=8, help="plain SGD steps timed after each V-cycle")
     ap.add_argument("--samples", type=int, default=4000, help="synthetic training samples")
     args = ap.parse_args()
-    device = _device(args.device)
+    device = pick_device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads; "
           f"MLP {WIDTHS}, batch {BATCH}, pre/coarse/post 4/4/4, V-cycle")
     print(f"{'levels':>6} {'s/cycle':>9} {'s/step':>9} {'WU flops':>9} {'WU paper':>9} "

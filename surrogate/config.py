@@ -36,7 +36,8 @@ __all__ = ["ConfigError", "DataConfig", "MLPConfig", "CNNConfig", "TrainConfig",
 
 #: The sections of params.yaml that ``surrogate`` reads.
 SECTIONS = ("data", "models", "train", "mc")
-TRAINERS = ("sgd", "adam", "fas")
+TRAINERS = ("sgd", "adam", "adamw", "fas")
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -126,7 +127,7 @@ MODELS: dict[str, type[Section]] = {"mlp": MLPConfig, "cnn": CNNConfig}
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TrainConfig(Section):
-    """The training run (surrogate.train); ``sgd``/``adam`` are one level, ``fas`` the hierarchy."""
+    """The training run (surrogate.train); ``sgd``/``adam``/``adamw`` are one level, ``fas`` the hierarchy."""
 
     PREFIX = "train"
     trainer: str = option(Choice("fas", TRAINERS))
@@ -136,6 +137,8 @@ class TrainConfig(Section):
     lr: float = option(_spec(OptimizerConfig, "lr"))
     momentum: float = option(_spec(OptimizerConfig, "momentum"))
     weight_decay: float = option(_spec(OptimizerConfig, "weight_decay"))
+    schedule: str = option(Choice("constant", SCHEDULES))     # learning-rate factor over the budget
+    warmup: float = option(Float(0.05, low=0.0, high=1.0, high_open=True))   # warmup_cosine: linear ramp share
     seed: int = option(Int(0, low=0))
     device: str = option(Choice("auto", DEVICES))
     eval_every_wu: float = option(Float(10.0, low=0.0, low_open=True))

@@ -43,6 +43,7 @@ from surrogate.io import arch_of, build_net, make_net, read_checkpoint, save_che
 from surrogate.monitor import Monitor, TrainingDiverged
 from surrogate.progress import Progress
 from surrogate.runtime import versions, writable_dir, write_json
+from surrogate.schedule import lr_factor
 
 __all__ = ["train", "build_trainer", "TrainingDiverged", "ResumeError", "OUTPUT_FILES", "CHECKPOINT"]
 
@@ -163,6 +164,7 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
         if loop["work_units"] >= loop["next_eval"]:
             evaluate()
         while work() < t.budget_wu:
+            trainer.scale_lr(lr_factor(t.schedule, work() / t.budget_wu, t.warmup))
             trainer.cycle()
             loop["cycles"] += 1
             loop["work_units"] = w = work()

@@ -97,6 +97,8 @@ class Killed(Exception):
 @pytest.mark.parametrize("problem, model, trainer, extra", [
     ("poisson", "mlp", "fas", ["train.fas.levels=3", "train.fas.order=random"]),
     ("darcy", "cnn", "adam", []),
+    ("poisson", "mlp", "adamw", ["train.schedule=warmup_cosine", "train.warmup=0.2"]),
+    ("darcy", "mlp", "fas", ["train.fas.smoother=adamw", "train.schedule=cosine"]),
 ])
 def test_resume_equals_uninterrupted(stores, tmp_path, problem, model, trainer, extra):
     over = ["train.budget_wu=40", "train.checkpoint_every_wu=10", "train.eval_every_wu=5", *extra]
@@ -279,3 +281,23 @@ def test_resume_after_sigkill(stores, tmp_path):
     assert cli_main([*args, "--out", str(tmp_path / "ref")]) == 0
     for name in ("best.pt", "final.pt", "aux_best.pt", "aux_final.pt"):
         assert states_equal(out / name, tmp_path / "ref" / name), name
+
+
+@pytest.mark.parametrize("trainer, extra", [("adamw", ["train.weight_decay=1e-3"]),
+                                            ("sgd", ["train.schedule=cosine", "train.lr=0.05"]),
+                                            ("fas", ["train.fas.smoother=adamw", "train.schedule=warmup_cosine"])])
+def test_new_methods_train(stores, tmp_path, trainer, extra):
+    cfg = cfg_for("poisson", "mlp", trainer, ["train.budget_wu=40", "train.lr=0.003", *extra])  # last lr wins
+    s = train(cfg, stores["poisson"], tmp_path / "m", progress=False, live=False, verbose=False)
+    first, last = s["history"][0]["val"]["mse"], s["best"]["mse"]
+    assert last < 0.9 * first   # the validation loss falls
+
+
+def test_schedules():
+    from surrogate.schedule import lr_factor
+
+    assert lr_factor("constant", 0.7) == 1.0
+    assert lr_factor("cosine", 0.0) == 1.0 and lr_factor("cosine", 1.0) == pytest.approx(0.0)
+    assert lr_factor("cosine", 0.5) == pytest.approx(0.5)
+    assert lr_factor("warmup_cosine", 0.05, 0.1) == pytest.approx(0.5)
+    assert lr_factor("warmup_cosine", 0.1, 0.1) == 1.0 and lr_factor("warmup_cosine", 1.0, 0.1) == pytest.approx(0)

@@ -15,14 +15,15 @@ from pde_data.config import Choice, Float, Int, Section, option
 __all__ = ["FASConfig", "OptimizerConfig", "OPTIMIZERS"]
 
 #: One-level optimizers, and the FAS smoothers (``train.fas.smoother``).
-OPTIMIZERS = ("sgd", "adam")
+OPTIMIZERS = ("sgd", "adam", "adamw")
 
 
 @dataclass(frozen=True)
 class OptimizerConfig(Section):
     """The optimizer of every level (``train.lr``, ``train.momentum``, ``train.weight_decay``).
 
-    ``kind``: ``"sgd"`` (SGD with momentum) or ``"adam"`` (beta_1 = ``momentum``).
+    ``kind``: ``"sgd"`` (SGD with momentum), ``"adam"`` (beta_1 = ``momentum``,
+    L2 weight decay) or ``"adamw"`` (the same with decoupled weight decay).
     """
 
     PREFIX = "train"

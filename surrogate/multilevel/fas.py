@@ -96,6 +96,7 @@ class FASTrainer:
         self.hier, self.X, self.Y, self.stream = hier, X, Y, batches
         self.loss_fn = loss if loss is not None else F.mse_loss
         self.parallel = DataParallel()
+        self.lr_scale = 1.0
         self.cycles = 0
         self.levels: list[Level] = []
         self._counter = WorkCounter(hier.nets, batches.batch_size)
@@ -114,8 +115,8 @@ class FASTrainer:
                 continue
             lr = self.level_lr(l)
             params = list(net.parameters())
-            level = Level(net, make_optimizer(self.factory or self.optim, params, lr), lr, self.X, self.Y,
-                          self.loss_fn, self.parallel)
+            level = Level(net, make_optimizer(self.factory or self.optim, params, lr * self.lr_scale), lr, self.X,
+                          self.Y, self.loss_fn, self.parallel)
             if l < len(self.levels):
                 level.loss_sum, level.loss_count = self.levels[l].loss_sum, self.levels[l].loss_count
                 self.levels[l] = level
@@ -124,6 +125,13 @@ class FASTrainer:
             changed = True
         if changed:
             self._counter = WorkCounter(self.hier.nets, self.stream.batch_size, self._counter.total)
+
+    def scale_lr(self, factor: float) -> None:
+        """Every level's rate times ``factor`` (a schedule; :meth:`level_lr` stays the base rate)."""
+        self.lr_scale = float(factor)
+        for level in self.levels:
+            for group in level.opt.param_groups:
+                group["lr"] = level.lr * self.lr_scale
 
     @property
     def work(self) -> dict[str, float]:

@@ -33,7 +33,7 @@ def make_optimizer(spec: OptimizerConfig | OptimizerSpec, params: list[torch.Ten
     """The smoother of one level at rate ``lr``, with its state created up front.
 
     An :class:`OptimizerConfig` of kind ``"sgd"`` gives SGD with momentum
-    (dampening 0), ``"adam"`` Adam with beta_1 = ``momentum``; a callable is
+    (dampening 0), ``"adam"``/``"adamw"`` Adam/AdamW with beta_1 = ``momentum``; a callable is
     called as ``spec(params, lr)``. Pre-created state equals what the
     optimizer creates at its first step (a zero SGD buffer gives buf = grad,
     as torch's first step does), so momentum can be restricted before the
@@ -44,7 +44,8 @@ def make_optimizer(spec: OptimizerConfig | OptimizerSpec, params: list[torch.Ten
     elif spec.kind == "sgd":
         opt = torch.optim.SGD(params, lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
     else:
-        opt = torch.optim.Adam(params, lr=lr, betas=(spec.momentum, 0.999), weight_decay=spec.weight_decay)
+        adam = torch.optim.AdamW if spec.kind == "adamw" else torch.optim.Adam
+        opt = adam(params, lr=lr, betas=(spec.momentum, 0.999), weight_decay=spec.weight_decay)
     _init_state(opt)
     return opt
 
