@@ -29,11 +29,15 @@ from surrogate.multilevel import DivergenceError, FASTrainer
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN/inf; the message names the level and the params to lower."""
+    """The loss became NaN/inf or exploded; the message names the level and the params to lower.
+
+    ``history``: the evaluation records up to the divergence (set by ``train``).
+    """
 
     def __init__(self, message: str, level: int | None = None):
         super().__init__(message)
         self.level = level
+        self.history: list[dict] = []
 
 
 def _stability_hint(cfg: RunConfig) -> str:

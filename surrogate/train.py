@@ -180,6 +180,9 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
                 callback({"work_units": w, "cycle": loop["cycles"], "checkpointed": checkpointed})
         if monitor.history[-1]["work_units"] < work():
             evaluate()
+    except TrainingDiverged as exc:
+        exc.history = list(monitor.history)
+        raise
     finally:
         progress_.close()
     loop["elapsed_s"] = time.perf_counter() - start

@@ -1,8 +1,7 @@
-"""benchmarks/study.py + benchmarks/study_report.py: paired statistics, run plan, report, --quick end to end."""
+"""The study package: paired statistics, run plan, record curves, report, --quick end to end."""
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import subprocess
@@ -12,51 +11,69 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-study_report = importlib.import_module("study_report")
-study = importlib.import_module("study")
+sys.path.insert(0, str(ROOT))
+from study import calibrate, plan, presets, readout, record, report, stats  # noqa: E402
+from study.conclusion import regime_cells  # noqa: E402
 
 
 # --------------------------------------------------------------------------
 # statistics
 # --------------------------------------------------------------------------
+def _diffs_with_t(n: int, t: float) -> tuple[list[float], float]:
+    """Paired samples of n seeds whose differences have sd 1 and t statistic ``t``, and their standard error."""
+    e = [i - (n - 1) / 2 for i in range(n)]
+    sd = math.sqrt(sum(x * x for x in e) / (n - 1))
+    se = 1.0 / math.sqrt(n)
+    base = [10.0 + i for i in range(n)]
+    return [b + x / sd + t * se for b, x in zip(base, e)], base
+
+
 @pytest.mark.parametrize("df, q, expected", [(1, 0.975, 12.706204736), (4, 0.975, 2.776445105),
                                              (30, 0.975, 2.042272456), (4, 0.025, -2.776445105),
                                              (10, 0.95, 1.812461123)])
 def test_t_quantiles_match_tables(df, q, expected):
-    assert study_report.t_ppf(q, df) == pytest.approx(expected, rel=1e-7)
-    assert study_report.t_cdf(expected, df) == pytest.approx(q, abs=1e-9)
+    fas, base = _diffs_with_t(df + 1, 0.0)
+    p = stats.paired(fas, base, level=2 * abs(q - 0.5))
+    se = p["sd"] / math.sqrt(df + 1)
+    bound = p["ci"][1] if q > 0.5 else p["ci"][0]
+    assert (bound - p["mean"]) / se == pytest.approx(expected, rel=1e-7)
+    fas, base = _diffs_with_t(df + 1, expected)     # the t statistic at the quantile: two-sided p = 2 (1 - q)
+    assert stats.paired(fas, base)["t_p"] == pytest.approx(2 * min(q, 1 - q), abs=1e-9)
 
 
 def test_t_cdf_symmetry_and_centre():
-    assert study_report.t_cdf(0.0, 5) == pytest.approx(0.5)
-    assert study_report.t_cdf(1.3, 7) + study_report.t_cdf(-1.3, 7) == pytest.approx(1.0)
+    fas, base = _diffs_with_t(6, 0.0)
+    assert stats.paired(fas, base)["t_p"] == pytest.approx(1.0)
+    fas, base = _diffs_with_t(8, 1.3)
+    p, q = stats.paired(fas, base), stats.paired(base, fas)
+    assert p["t_p"] == pytest.approx(q["t_p"])
+    assert p["ci"] == pytest.approx([-q["ci"][1], -q["ci"][0]])
 
 
 def test_sign_test_exact_binomial():
-    assert study_report.sign_test(1, 9) == pytest.approx(22 / 1024)      # 2 * (1 + 10) / 2^10
-    assert study_report.sign_test(9, 1) == pytest.approx(22 / 1024)
-    assert study_report.sign_test(5, 0) == pytest.approx(0.0625)         # best possible with 5 seeds
-    assert study_report.sign_test(3, 3) == 1.0
-    assert study_report.sign_test(0, 0) == 1.0
+    assert stats.sign_test(1, 9) == pytest.approx(22 / 1024)      # 2 * (1 + 10) / 2^10
+    assert stats.sign_test(9, 1) == pytest.approx(22 / 1024)
+    assert stats.sign_test(5, 0) == pytest.approx(0.0625)         # best possible with 5 seeds
+    assert stats.sign_test(3, 3) == 1.0
+    assert stats.sign_test(0, 0) == 1.0
 
 
 def test_paired_clear_shift_is_a_win_and_reverse_a_loss():
     base = [1.00, 1.20, 0.90, 1.10, 1.05]
     fas = [b - 0.5 + e for b, e in zip(base, [0.01, -0.02, 0.015, 0.0, -0.01])]
-    p = study_report.paired(fas, base)
+    p = stats.paired(fas, base)
     assert p["verdict"] == "win"
     assert p["ci"][1] < 0 and p["mean"] == pytest.approx(-0.501, abs=1e-9)
     assert p["better"] == 5 and p["worse"] == 0 and p["sign_p"] == pytest.approx(0.0625)
     assert p["rel"] == pytest.approx(-0.501 / 1.05)
-    q = study_report.paired(base, fas)
+    q = stats.paired(base, fas)
     assert q["verdict"] == "loss" and q["ci"][0] > 0
 
 
 def test_paired_noise_is_a_tie():
     base = [1.0, 1.1, 0.9, 1.05, 0.95]
     fas = [1.02, 1.05, 0.97, 1.04, 0.99]   # differences +.02 -.05 +.07 -.01 +.04
-    p = study_report.paired(fas, base)
+    p = stats.paired(fas, base)
     assert p["verdict"] == "tie"
     assert p["ci"][0] < 0 < p["ci"][1]
     assert (p["better"], p["worse"]) == (2, 3)
@@ -64,11 +81,11 @@ def test_paired_noise_is_a_tie():
 
 def test_paired_with_a_diverged_run():
     inf = math.inf
-    p = study_report.paired([1.0, 1.0, inf], [2.0, 2.0, 2.0])
+    p = stats.paired([1.0, 1.0, inf], [2.0, 2.0, 2.0])
     assert p["ci"] is None and p["verdict"] == "tie" and (p["better"], p["worse"]) == (2, 1)
-    p = study_report.paired([1.0, 1.0, 1.0], [2.0, inf, 2.0])
+    p = stats.paired([1.0, 1.0, 1.0], [2.0, inf, 2.0])
     assert p["ci"] is None and p["verdict"] == "win"
-    assert study_report.paired([1.0], [2.0])["verdict"] == "n/a"
+    assert stats.paired([1.0], [2.0])["verdict"] == "n/a"
 
 
 def _record(wu_flops, wu_paper, val, status="ok"):
@@ -77,34 +94,34 @@ def _record(wu_flops, wu_paper, val, status="ok"):
 
 def test_readout_cuts_the_curve_at_the_budget_in_either_measure():
     r = _record([0, 10, 20, 30], [0, 8, 16, 24], [5.0, 2.0, 3.0, 1.0])
-    assert study_report.readout(r, "val_mse", "flops", 20, "best") == 2.0
-    assert study_report.readout(r, "val_mse", "flops", 20, "final") == 3.0
-    assert study_report.readout(r, "val_mse", "paper", 24, "final") == 1.0
-    assert study_report.readout(r, "val_mse", "flops", 29.9, "best") == 2.0
+    assert readout.readout(r, "val_mse", "flops", 20, "best") == 2.0
+    assert readout.readout(r, "val_mse", "flops", 20, "final") == 3.0
+    assert readout.readout(r, "val_mse", "paper", 24, "final") == 1.0
+    assert readout.readout(r, "val_mse", "flops", 29.9, "best") == 2.0
     d = _record([0, 10], [0, 10], [5.0, 2.0], status="diverged")
-    assert study_report.readout(d, "val_mse", "flops", 10, "best") == 2.0     # before the divergence
-    assert study_report.readout(d, "val_mse", "flops", 20, "best") == math.inf
+    assert readout.readout(d, "val_mse", "flops", 10, "best") == 2.0     # before the divergence
+    assert readout.readout(d, "val_mse", "flops", 20, "best") == math.inf
 
 
 # --------------------------------------------------------------------------
 # the run plan
 # --------------------------------------------------------------------------
 def test_full_plan_fixed_split_equal_budgets_and_seeded_runs(tmp_path):
-    spec = study.build_spec("full")
+    spec = presets.build_spec("full")
     stores = {"poisson": tmp_path / "p.zarr", "darcy": tmp_path / "d.zarr"}
-    tasks = study.plan(spec, tmp_path, stores, params=str(ROOT / "params.yaml"), device="cpu")
+    tasks = plan.plan(spec, tmp_path, stores, params=str(ROOT / "params.yaml"), device="cpu")
     main = [t for t in tasks if t["group"] == "main"]
     assert len(main) == 4 * 8 * 5
     for setup in spec["setups"]:
         runs = [t for t in main if t["setup"] == setup]
-        assert {t["method"] for t in runs} == set(study.METHODS)
-        assert len({t["cfg"]["train"]["budget_wu"] for t in runs}) == 1
-        assert {t["cfg"]["train"]["work_measure"] for t in runs} == {"flops"}
-        assert len({json.dumps(t["cfg"]["data"], sort_keys=True) for t in runs}) == 1      # fixed split
-        assert {t["cfg"]["train"]["seed"] for t in runs} == set(range(5))
+        assert {t["method"] for t in runs} == set(presets.METHODS)
+        assert len({t["config"]["train"]["budget_wu"] for t in runs}) == 1
+        assert {t["config"]["train"]["work_measure"] for t in runs} == {"flops"}
+        assert len({json.dumps(t["config"]["data"], sort_keys=True) for t in runs}) == 1      # fixed split
+        assert {t["config"]["train"]["seed"] for t in runs} == set(range(5))
         for t in runs:
             d = spec["method_defs"][t["method"]]
-            tr = t["cfg"]["train"]
+            tr = t["config"]["train"]
             assert tr["trainer"] == d["trainer"] and tr["fas"]["levels"] == d["levels"]
             assert tr["lr"] == d["lr"] and tr["momentum"] == 0.9
             if d["trainer"] == "fas":
@@ -115,22 +132,52 @@ def test_full_plan_fixed_split_equal_budgets_and_seeded_runs(tmp_path):
     assert (pfc["n_samples"], pfc["budget_wu"], pfc["arch"]["hidden"]) == (10000, 10000, [400, 400])
     regime = [t for t in tasks if t["group"] == "regime"]
     for t in regime:
-        assert t["cfg"]["train"]["budget_wu"] == spec["regime"]["budget_wu"]
-        frac = t["cfg"]["data"]["split"]["train"]
+        assert t["config"]["train"]["budget_wu"] == spec["regime"]["budget_wu"]
+        frac = t["config"]["data"]["split"]["train"]
         assert math.floor(frac * pfc["n_samples"] + 1e-9) == t["n_train"]
     assert {t["n_train"] for t in regime} == set(spec["regime"]["n_train"])
 
 
 def test_level1_flop_cost_of_the_paper_poisson_fc_net():
-    spec = study.build_spec("full")
-    assert study.level1_cost(spec, "poisson_fc", str(ROOT / "params.yaml")) == pytest.approx(0.48, abs=0.01)
+    spec = presets.build_spec("full")
+    assert calibrate.level1_cost(spec, "poisson_fc", str(ROOT / "params.yaml")) == pytest.approx(0.48, abs=0.01)
+
+
+# --------------------------------------------------------------------------
+# a run's record
+# --------------------------------------------------------------------------
+def _evaluation(wu, val, **extra):
+    return {"work_units": wu, "cycles": int(wu), "work_units_flops": wu, "work_units_paper": 0.5 * wu,
+            "val": {"mse": val, "linf": 2 * val, "rel_l2": 0.1}, **extra}
+
+
+def test_curve_from_history_matches_the_dvclive_steps_and_columns():
+    history = [_evaluation(0.0, 5.0, train={"mse": 4.0, "linf": 8.0}),
+               _evaluation(0.4, 3.0, train_loss=2.0, train={"mse": 2.0, "linf": 4.0}),
+               _evaluation(2.5, 1.0, train_loss=float("nan"), train={"mse": 1.0, "linf": 2.0})]
+    curve = record.curve_from_history(history)
+    assert curve["step"] == [0, 1, 2]          # round(0.4) = 0 -> one past the previous; round(2.5) = 2
+    assert curve["wu_flops"] == [0.0, 0.4, 2.5] and curve["wu_paper"] == [0.0, 0.2, 1.25]
+    assert curve["val_mse"] == [5.0, 3.0, 1.0] and curve["val_linf"] == [10.0, 6.0, 2.0]
+    assert curve["train_mse"] == [4.0, 2.0, 1.0] and curve["train_loss"] == [None, 2.0, None]
+    assert "aux_val_mse" not in curve
+
+
+def test_a_record_stays_current_across_device_and_darcy_target_keys(tmp_path):
+    cfg = {"data": {"split": {"train": 0.8}, "darcy_target": "Q"}, "train": {"device": "cpu", "lr": 0.01}}
+    (tmp_path / "record.json").write_text(json.dumps({"config": cfg, "store_fingerprint": "abc"}))
+    now = {"data": {"split": {"train": 0.8}, "target": {"darcy": "Q"}}, "train": {"device": "cuda", "lr": 0.01}}
+    task = {"dir": str(tmp_path), "config": now}
+    assert record.record_is_current(task, "abc")
+    assert not record.record_is_current(task, "other store")
+    assert not record.record_is_current({**task, "config": {**now, "train": {"device": "cpu", "lr": 0.1}}}, "abc")
 
 
 # --------------------------------------------------------------------------
 # the report, on synthetic records (fast; no training)
 # --------------------------------------------------------------------------
 def _synthetic_results():
-    spec = study.build_spec("quick", setups=["poisson_fc", "darcy_fc"])
+    spec = presets.build_spec("quick", setups=["poisson_fc", "darcy_fc"])
     for s in spec["setups"].values():
         s["flops_ratio_level1"] = 0.5
     records = []
@@ -156,13 +203,13 @@ def _synthetic_results():
                 records.append({"run_id": f"{setup}/{m}/seed{seed}", "setup": setup, "method": m, "seed": seed,
                                 "group": "main", "n_train": spec["setups"][setup]["n_train"], "budget_wu": B,
                                 "status": "ok", "device": "cpu", "wall_s": 1.0, "curve": curve})
-    return {"spec": spec, "records": records, "threads": 2, "command": "python benchmarks/study.py --quick"}
+    return {"spec": spec, "records": records, "threads": 2, "command": "python -m study.runner --quick"}
 
 
 def test_report_from_synthetic_results(tmp_path):
-    info = study_report.build_report(_synthetic_results(), tmp_path, command="python benchmarks/study.py --quick")
+    info = report.build_report(_synthetic_results(), tmp_path, command="python -m study.runner --quick")
     md = (tmp_path / "RESULTS.md").read_text()
-    assert "python benchmarks/study.py --quick" in md
+    assert "python -m study.runner --quick" in md
     assert "## Conclusion" in md and "Table 1 shape" in md and "Table 2 shape" in md
     assert "Poisson FC: FAS beats SGD in 24 of 24 comparisons and never loses" in md
     assert "Darcy FC: FAS ties SGD in all 24 comparisons" in md
@@ -177,10 +224,10 @@ def test_report_from_synthetic_results(tmp_path):
 def test_regime_cells_name_whole_rows_and_single_cells():
     reg = [{"n_train": n, "fas": f, "panel": "best_mse", "verdict": v}
            for n, f, v in [(100, "fas2", "loss"), (100, "fas3", "loss"), (500, "fas2", "win"), (500, "fas3", "tie")]]
-    assert study_report._regime_cells(reg, "loss") == "every cell at 100 samples"
-    assert study_report._regime_cells(reg, "win") == "500 samples / fas2 (best MSE)"
-    assert study_report._regime_cells(reg[:2], "loss") == "all 2 cells"
-    assert study_report._regime_cells(reg, "n/a") == "no cell"
+    assert regime_cells(reg, "loss") == "every cell at 100 samples"
+    assert regime_cells(reg, "win") == "500 samples / fas2 (best MSE)"
+    assert regime_cells(reg[:2], "loss") == "all 2 cells"
+    assert regime_cells(reg, "n/a") == "no cell"
 
 
 # --------------------------------------------------------------------------
@@ -189,7 +236,7 @@ def test_regime_cells_name_whole_rows_and_single_cells():
 @pytest.mark.slow
 def test_quick_study_end_to_end(tmp_path):
     out = tmp_path / "study"
-    cmd = [sys.executable, str(ROOT / "benchmarks" / "study.py"), "--quick", "--out", str(out)]
+    cmd = [sys.executable, "-m", "study.runner", "--quick", "--out", str(out)]
     res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, res.stderr[-4000:]
     assert "expected wall time" in res.stderr
@@ -202,7 +249,7 @@ def test_quick_study_end_to_end(tmp_path):
         assert r["curve"]["wu_flops"][-1] >= r["budget_wu"] or r["status"] != "ok"
         assert len(r["curve"]["val_mse"]) == len(r["curve"]["wu_paper"]) >= 2
     md = (out / "docs" / "RESULTS.md").read_text()
-    assert "python benchmarks/study.py --quick --out" in md
+    assert "python -m study.runner --quick --out" in md
     assert "| One-level SGD |" in md and any(ch.isdigit() for ch in md.split("| One-level SGD |")[1][:40])
     pngs = sorted((out / "docs").glob("*.png"))
     assert len(pngs) == len(spec["setups"]) + 1

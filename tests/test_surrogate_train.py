@@ -160,6 +160,7 @@ def test_divergence_is_caught(stores, tmp_path, trainer):
         train(cfg, stores["poisson"], out, progress=False, live=False, verbose=False)
     msg = str(err.value)
     assert "diverged" in msg and "level" in msg and "train.lr" in msg and "No model file" in msg
+    assert err.value.history and err.value.history[0]["work_units"] == 0   # the curve up to the divergence
     if trainer == "fas":
         assert "train.fas.gamma" in msg and "train.fas.eta" in msg
     assert not any((out / n).exists() for n in ("best.pt", "final.pt", "aux_best.pt", "aux_final.pt"))

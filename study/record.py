@@ -1,0 +1,167 @@
+"""One run of the study: train it (resuming from its checkpoint) and write its ``record.json``.
+
+A record holds the run's identity, status, work and wall time, the
+training summary, the store fingerprint, the config and the ``curve``: the
+run's evaluations as columns (``step``, ``wu_flops``, ``wu_paper``,
+``val_mse``, ``val_linf``, ``aux_val_*``, ``train_*``, ``train_loss``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import shutil
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Mapping
+
+# config keys that do not change what a run means: where it ran, and the (default) Darcy target under its
+# old and new names, which the study no longer sets explicitly
+IGNORED_KEYS = {"train": ("device",), "data": ("darcy_target", "target")}
+
+
+def round_floats(obj: Any, digits: int = 7) -> Any:
+    """Floats to ``digits`` significant digits (a compact JSON); NaN to None."""
+    if isinstance(obj, float):
+        if math.isnan(obj):
+            return None
+        if math.isinf(obj):
+            return obj
+        return float(f"{obj:.{digits}g}")
+    if isinstance(obj, dict):
+        return {k: round_floats(v, digits) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [round_floats(v, digits) for v in obj]
+    return obj
+
+
+def write_json(path: Path, obj: Any, compact: bool = True) -> None:
+    """Atomic JSON write (compact by default: the curves make these files large)."""
+    tmp = path.with_name(path.name + ".tmp")
+    text = json.dumps(obj, separators=(",", ":")) if compact else json.dumps(obj, indent=1)
+    tmp.write_text(text + "\n")
+    os.replace(tmp, path)
+
+
+def curve_from_history(history: list[Mapping]) -> dict[str, list]:
+    """The run's evaluations as aligned columns; a metric that is missing or not finite is None.
+
+    ``step`` is the position dvclive gave an evaluation: its work units,
+    rounded, and at least one past the previous step.
+    """
+    columns = {"wu_flops": ("work_units_flops",), "wu_paper": ("work_units_paper",),
+               "val_mse": ("val", "mse"), "val_linf": ("val", "linf"),
+               "aux_val_mse": ("aux_val", "mse"), "aux_val_linf": ("aux_val", "linf"),
+               "train_mse": ("train", "mse"), "train_linf": ("train", "linf"), "train_loss": ("train_loss",)}
+    always = ("wu_flops", "wu_paper", "val_mse", "val_linf")
+
+    def value(rec: Mapping, path: tuple[str, ...]) -> float | None:
+        for key in path:
+            if not isinstance(rec, Mapping) or key not in rec:
+                return None
+            rec = rec[key]
+        return float(rec) if isinstance(rec, (int, float)) and math.isfinite(rec) else None
+
+    steps: list[int] = []
+    for rec in history:
+        steps.append(max(steps[-1] + 1 if steps else 0, int(round(rec["work_units"]))))
+    curve: dict[str, list] = {"step": steps}
+    for name, path in columns.items():
+        col = [value(rec, path) for rec in history]
+        if name in always or any(v is not None for v in col):
+            curve[name] = col
+    return curve
+
+
+def _comparable(cfg: Any) -> Any:
+    """A run's config without :data:`IGNORED_KEYS`."""
+    if not isinstance(cfg, dict):
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    for section, keys in IGNORED_KEYS.items():
+        for key in keys:
+            cfg.get(section, {}).pop(key, None)
+    return cfg
+
+
+def _with_new_defaults(old: Any, new: Any, defaults: Any) -> Any:
+    """``old`` with the keys that ``new`` has and ``old`` lacks set to their defaults: a record written
+    before a key existed ran with that key's default, so it is current when the task asks the default."""
+    if not (isinstance(old, dict) and isinstance(new, dict) and isinstance(defaults, dict)):
+        return old
+    out = {k: _with_new_defaults(v, new.get(k), defaults.get(k)) for k, v in old.items()}
+    out.update({k: defaults[k] for k in new if k not in old and k in defaults})
+    return out
+
+
+def _default_config() -> dict:
+    from surrogate.config import DataConfig, TrainConfig
+
+    return {"data": DataConfig().to_dict(), "train": TrainConfig().to_dict()}
+
+
+def record_is_current(task: Mapping, fingerprint: str) -> bool:
+    """Whether the run's ``record.json`` was written for this config and this store."""
+    p = Path(task["dir"]) / "record.json"
+    if not p.exists():
+        return False
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return False
+    old = _with_new_defaults(rec.get("config"), task["config"], _default_config())
+    return _comparable(old) == _comparable(task["config"]) and rec.get("store_fingerprint") == fingerprint
+
+
+def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str) -> dict:
+    """Train one run (resuming from its checkpoint), write its record.json, drop its model files."""
+    import torch
+
+    torch.set_num_threads(threads)
+    from surrogate.train import ResumeError, TrainingDiverged, train
+
+    out = Path(task["dir"])
+    rec_path = out / "record.json"
+    rec_path.unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    status, error, summary, history = "ok", None, None, []
+    try:
+        try:
+            summary = train(task["cfg"], task["store"], out, resume=True, progress=False, live=False, verbose=False)
+        except ResumeError:
+            shutil.rmtree(out, ignore_errors=True)
+            summary = train(task["cfg"], task["store"], out, resume=False, progress=False, live=False, verbose=False)
+    except TrainingDiverged as exc:
+        status, error, history = "diverged", str(exc), exc.history   # the curve up to the divergence
+    wall = time.perf_counter() - t0
+    curve = curve_from_history(summary["history"] if summary is not None else history)
+    rec = {
+        "run_id": task["run_id"], "setup": task["setup"], "method": task["method"], "seed": task["seed"],
+        "group": task["group"], "n_train": task["n_train"], "budget_wu": task["budget_wu"], "status": status,
+        "error": error, "device": summary["device"] if summary else task["config"]["train"]["device"],
+        "threads": threads, "wall_s": summary["elapsed_s"] if summary else wall, "process_s": wall,
+        "cycles": summary["cycles"] if summary else None,
+        "work_units": summary["work_units"] if summary else (curve["wu_flops"][-1] if curve["wu_flops"] else 0.0),
+        "summary": ({k: summary.get(k) for k in ("best", "final", "aux_best", "aux_final", "best_train", "n_train",
+                                                 "n_val")} if summary else None),
+        "store_fingerprint": fingerprint, "config": task["config"], "curve": curve,
+    }
+    rec = round_floats(rec)
+    rec["config"] = task["config"]  # as resolved, not rounded
+    write_json(rec_path, rec)
+    if not keep_models:
+        for p in out.glob("*.pt"):
+            p.unlink(missing_ok=True)
+    return rec
+
+
+def worker(args: tuple) -> tuple[str, dict | None, str | None]:
+    """:func:`run_task` for a process pool: ``(run_id, record, None)`` or ``(run_id, None, traceback)``."""
+    task, threads, keep, fp = args
+    try:
+        return task["run_id"], run_task(task, threads, keep, fp), None
+    except Exception:  # noqa: BLE001 - reported by the parent, the study goes on
+        return task["run_id"], None, traceback.format_exc()
