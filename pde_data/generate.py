@@ -3,14 +3,16 @@
 Sample i is drawn from ``numpy.random.default_rng(SeedSequence((seed, i)))``
 and solved on ``MPI.COMM_SELF``, so the store's content depends only on the
 parameters and the seed, never on the number of ranks, the chunk size or
-restarts. Rank 0 creates (or checks) the store; then the chunks that are not
-done are dealt round-robin to the ranks, each of which writes whole chunks.
+restarts. Rank 0 takes the store's writer lock for the whole run, creates
+(or checks and repairs) the store; then the chunks that are not done are
+dealt round-robin to the ranks, each of which writes whole chunks.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,9 +25,10 @@ except ImportError:
 from mpi4py import MPI
 from tqdm import tqdm
 
-from pde_data import __version__, store
+from pde_data import __version__, integrity, lock, store
 from pde_data.config import GENERATE, ConfigError, problem_config, read_params
 from pde_data.problems import PROBLEMS, get_family
+from pde_data.store import StoreError
 
 
 def versions() -> dict[str, str]:
@@ -57,18 +60,53 @@ def solve_chunk(family, seed: int, start: int, stop: int) -> dict[str, np.ndarra
     return out
 
 
-def _on_root(comm: MPI.Comm, fn, *args) -> Any:
-    """Run ``fn`` on rank 0 and broadcast its result; a ConfigError is raised on every rank."""
+def _on_root(comm: MPI.Comm, fn, *args, share: bool = True) -> Any:
+    """Run ``fn`` on rank 0 and broadcast its result (``share=False``: rank 0 keeps it, the others get None).
+
+    A ConfigError (StoreError included) on rank 0 is raised on every rank.
+    """
     result = error = None
     if comm.rank == 0:
         try:
             result = fn(*args)
         except ConfigError as err:
             error = err
-    result, error = comm.bcast((result, error), root=0)
+    if share:
+        result, error = comm.bcast((result, error), root=0)
+    else:
+        error = comm.bcast(error, root=0)
     if error is not None:
         raise error
     return result
+
+
+def _lock_and_tidy(out: Path) -> lock.WriterLock:
+    """Rank 0: take the store's writer lock, then clear what killed runs left."""
+    held = lock.writer_lock(out)
+    try:
+        for line in lock.clean_leftovers(out):
+            print(f"pde-data: {line}", file=sys.stderr)
+    except OSError as err:
+        held.release()
+        raise StoreError(f"--out {out}: cannot clean up after an earlier run: {err}") from err
+    except BaseException:
+        held.release()
+        raise
+    return held
+
+
+def _todo(out: Path, samples: int, chunk: int, progress: bool) -> list[int]:
+    """Rank 0: verify the store, mark bad chunks not done, and list the chunks to (re)write."""
+    try:
+        done_index = integrity.repair(out, progress)
+    except OSError as err:
+        raise _unwritable(out, err) from err
+    return store.todo_chunks(done_index, samples, chunk)
+
+
+def _unwritable(out: Path, err: OSError) -> StoreError:
+    where = f" ({err.filename})" if err.filename else ""
+    return StoreError(f"--out {out}: cannot write the store: {err.strerror or err}{where}")
 
 
 def generate(
@@ -86,7 +124,9 @@ def generate(
     """Write or resume the store ``out`` for ``problem``; returns "created" or "resumed".
 
     ``overrides`` (``-S darcy.length=0.1``), then ``samples``, ``seed`` and
-    ``chunk``, override the ``params.yaml`` section.
+    ``chunk``, override the ``params.yaml`` section. The store's writer lock
+    is held (by rank 0) for the whole run; a resumed store is verified first
+    and its bad chunks are written again.
     """
     # 1. Parameters: the problem's params.yaml section, command-line overrides on top.
     family_cls = get_family(problem)
@@ -95,22 +135,37 @@ def generate(
     for key, flag, value in (("samples", "--n", samples), ("seed", "--seed", seed), ("chunk", "--chunk", chunk)):
         if value is not None:
             settings[key] = GENERATE[key].check(flag, value)
+    if settings["samples"] > store.MAX_SAMPLES:
+        raise ConfigError(f"{problem}.samples: {settings['samples']} is too large; need at most {store.MAX_SAMPLES}")
 
-    # 2. The family on every rank; rank 0 first, so the others find the JIT cache warm.
+    # 2. One writer per store: rank 0 takes the lock and holds it to the end.
+    out = Path(out)
+    held = _on_root(comm, _lock_and_tidy, out, share=False)
+    try:
+        status = _write(comm, problem, family_cls, kwargs, settings, out, overwrite, progress)
+        comm.barrier()
+    finally:
+        if held is not None:
+            held.release()
+    return status
+
+
+def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: bool, progress: bool) -> str:
+    # 3. The family on every rank; rank 0 first, so the others find the JIT cache warm.
     if comm.rank == 0:
         family = family_cls(**kwargs)
     comm.barrier()
     if comm.rank != 0:
         family = family_cls(**kwargs)
 
-    # 3. Rank 0 creates or checks the store; all ranks agree on the chunks to do.
+    # 4. Rank 0 creates or checks the store, repairs bad chunks; all ranks agree on the chunks to do.
     rec = store.record(family, settings, versions())
     status = _on_root(comm, store.prepare, out, family, rec, overwrite)
-    group, _ = store.open_store(out, mode="r+")
-    todo = _on_root(comm, store.missing_chunks, group)[comm.rank :: comm.size]
-
-    # 4. Solve and write whole chunks; the progress bar shows rank 0's share.
     n, size = settings["samples"], settings["chunk"]
+    todo = _on_root(comm, _todo, out, n, size, progress)[comm.rank :: comm.size]
+    group, _ = store.open_store(out, mode="r+")
+
+    # 5. Solve and write whole chunks; the progress bar shows rank 0's share.
     spans = [(k * size, min((k + 1) * size, n)) for k in todo]
     bar = tqdm(
         total=sum(stop - start for start, stop in spans),
@@ -118,10 +173,17 @@ def generate(
         desc=f"{problem} (rank 0 of {comm.size})",
         disable=not progress or comm.rank != 0,
     )
-    targets = {name: group[name] for name in [*family.sample_arrays, "done"]}
-    for start, stop in spans:
-        store.write_chunk(targets, start, solve_chunk(family, settings["seed"], start, stop))
-        bar.update(stop - start)
-    bar.close()
-    comm.barrier()
+    targets = store.writable(group, [*family.sample_arrays, "done"])
+    try:
+        for start, stop in spans:
+            store.write_chunk(targets, start, solve_chunk(family, settings["seed"], start, stop))
+            bar.update(stop - start)
+    except OSError as err:  # a full disk, a folder made read-only: this rank alone sees it
+        error = _unwritable(out, err)
+        if comm.size == 1:
+            raise error from err
+        print(f"pde-data: error: {error} (rank {comm.rank})", file=sys.stderr, flush=True)
+        comm.Abort(2)
+    finally:
+        bar.close()
     return status

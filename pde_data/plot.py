@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pde_data.store import StoreError, open_store
+from pde_data.store import StoreError, StoreReader
 
 #: Fields shown for each problem, in panel order.
 FIELDS = {"darcy": ("log_k", "p"), "poisson": ("kappa", "u")}
@@ -44,8 +44,9 @@ def plot_store(
     """Draw ``samples`` done samples (or those in ``indices``) of ``store`` into the PNG ``out``; returns its path."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    group, rec = open_store(store)
-    done = np.flatnonzero(group["done"][:])
+    out = _writable(Path(out) if out is not None else default_output(store))
+    reader = StoreReader(store)
+    group, rec, done = reader.group, reader.record, reader.done_index
     if indices is None:
         if samples < 1:
             raise StoreError(f"--samples: {samples} is too small; need an integer >= 1")
@@ -53,7 +54,7 @@ def plot_store(
             raise StoreError(f"store {store}: no sample is done yet; nothing to plot")
         indices = [int(i) for i in done[:samples]]
     else:
-        bad = [i for i in indices if i not in set(done.tolist())]
+        bad = [i for i in indices if i not in set(reader.done_in(i, i + 1).tolist())]
         if bad:
             raise StoreError(
                 f"--index: sample {bad[0]} is not in the store or not done yet; "
@@ -69,14 +70,13 @@ def plot_store(
     axes = fig.subplots(len(indices), len(fields), squeeze=False)
     for row, i in enumerate(indices):
         caption = f"sample {i}"
-        if "Q" in shapes:
-            caption += f", Q = {float(group['Q'][i]):.4g}"
-        if "Q_in" in shapes:
-            caption += f", Q_in = {float(group['Q_in'][i]):.4g}"
+        for name in ("Q", "Q_in"):
+            if name in shapes:
+                caption += f", {name} = {float(reader.read(name, np.array([i]))[0]):.4g}"
         for col, name in enumerate(fields):
             ax = axes[row, col]
             image = ax.imshow(
-                np.asarray(group[name][i]), origin="lower", extent=extent, cmap=_CMAPS.get(name, "viridis")
+                reader.read(name, np.array([i]))[0], origin="lower", extent=extent, cmap=_CMAPS.get(name, "viridis")
             )
             fig.colorbar(image, ax=ax, shrink=0.9, label=name)
             ax.set_title(f"{_TITLES.get(name, name)}\n{caption}", fontsize=9)
@@ -93,7 +93,17 @@ def plot_store(
         )
     else:
         fig.suptitle(f"{store}: {rec['problem']}", fontsize=10)
-    out = Path(out) if out is not None else default_output(store)
-    out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=100)
+    return out
+
+
+def _writable(out: Path) -> Path:
+    """``out`` once its folder exists and takes files (checked before any drawing)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise StoreError(f"--out {out}: cannot write there ({err.strerror or err})") from None
     return out

@@ -12,6 +12,11 @@ Layout of a store (a Zarr v3 group):
   and store-format versions, every generator parameter, seed, sample count,
   chunk size, mesh and grid, package versions).
 
+Format 2 ends the codecs of the per-sample arrays and ``done`` with a crc32c
+checksum per chunk and writes every chunk as a file, zeros too: a chunk of done
+samples that is missing or does not decode is corruption, which every read of
+:class:`StoreReader` refuses. Format 1 (no checksums) is still read.
+
 A new store is built under a temporary name next to its target and renamed
 into place, so a path that holds anything else is never half-overwritten.
 """
@@ -24,19 +29,39 @@ import math
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from pde_data.chunks import (
+    ChunkFault,
+    bad_chunk,
+    chunk_file,
+    decode,
+    decode_problem,
+    read_done,
+)
 from pde_data.config import ConfigError
 
-#: Version of the layout above; stores of another version are refused.
-STORE_FORMAT = 1
+#: Version of the layout above, written by this pde_data.
+STORE_FORMAT = 2
+#: Store formats this pde_data reads (1: no checksums).
+READ_FORMATS = (1, 2)
 ATTR = "pde_data"
 #: Record keys that a resumed run must match exactly.
 MATCH_KEYS = ("problem", "schema_version", "params", "generate")
+#: Claims beyond these are refused as corrupt before anything is allocated.
+MAX_SAMPLES = 2**31
+MAX_BYTES = 2**50  # 1 PiB of uncompressed samples
+#: Largest store whose done flags :attr:`StoreReader.done` returns as one bool array.
+MAX_DONE_FLAGS = 2**26
+#: Codecs and runtime settings of the chunked arrays of a format-2 store.
+COMPRESSORS = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
+WRITE_CONFIG = {"write_empty_chunks": True}
 
 
 class StoreError(ConfigError):
@@ -71,15 +96,34 @@ def read_record(path: str | Path) -> dict[str, Any]:
     rec = group.attrs.get(ATTR)
     if not isinstance(rec, dict):
         raise StoreError(f"store {path}: Zarr group without a '{ATTR}' attribute; not a pde-data store")
-    if rec.get("store_format") != STORE_FORMAT:
-        raise StoreError(
-            f"store {path}: store_format {rec.get('store_format')!r} is not supported; "
-            f"this pde_data reads store_format {STORE_FORMAT}"
-        )
+    if rec.get("store_format") not in READ_FORMATS:
+        raise StoreError(f"store {path}: store_format {rec.get('store_format')!r} is not supported; "
+                         f"this pde_data reads store_format {' and '.join(map(str, READ_FORMATS))}")
     missing = [key for key in (*MATCH_KEYS, "sample_arrays", "store_arrays") if key not in rec]
     if missing:
         raise StoreError(f"store {path}: corrupt record, missing {', '.join(missing)}")
+    _check_claims(path, rec)
     return rec
+
+
+def _check_claims(path: Path, rec: dict) -> None:
+    """Refuse a record whose sample count, chunk or arrays are malformed or absurd (before any allocation)."""
+    gen = rec["generate"]
+    samples, chunk = (gen.get(key) if isinstance(gen, dict) else None for key in ("samples", "chunk"))
+    if not (type(samples) is int and type(chunk) is int and samples >= 0 and chunk >= 1):
+        raise StoreError(f"store {path}: corrupt record, generate.samples {samples!r} and generate.chunk {chunk!r} "
+                         "must be integers >= 0 and >= 1")
+    if samples > MAX_SAMPLES:
+        raise StoreError(f"store {path}: corrupt record, it claims {samples} samples, more than the "
+                         f"{MAX_SAMPLES} pde_data supports")
+    try:
+        per_sample = sum(math.prod(int(v) for v in shape) * np.dtype(dtype).itemsize
+                         for shape, dtype in rec["sample_arrays"].values())
+    except (TypeError, ValueError, AttributeError) as err:
+        raise StoreError(f"store {path}: corrupt record, sample_arrays {rec['sample_arrays']!r} ({err})") from None
+    if samples * per_sample > MAX_BYTES:
+        raise StoreError(f"store {path}: corrupt record, it claims {samples} samples of {per_sample} bytes "
+                         f"({samples * per_sample / 2**50:.3g} PiB), beyond what a disk holds")
 
 
 def open_store(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str, Any]]:
@@ -87,40 +131,80 @@ def open_store(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str,
     rec = read_record(path)
     group = zarr.open_group(path, mode=mode)
     samples, chunk = rec["generate"]["samples"], rec["generate"]["chunk"]
-    expected = {name: ((samples, *shape), (chunk, *shape)) for name, (shape, _) in rec["sample_arrays"].items()}
-    expected["done"] = ((samples,), (chunk,))
-    for name, (shape, chunks) in expected.items():
-        try:
-            array = group[name]
-        except KeyError:
-            raise StoreError(f"store {path}: corrupt, array '{name}' is missing") from None
+    expected = {name: ((samples, *shape), (chunk, *shape), np.dtype(dtype))
+                for name, (shape, dtype) in rec["sample_arrays"].items()}
+    expected["done"] = ((samples,), (chunk,), np.dtype(bool))
+    for name, (shape, chunks, dtype) in expected.items():
+        array = _member(group, path, name)
         if tuple(array.shape) != shape or tuple(array.chunks) != chunks:
-            raise StoreError(
-                f"store {path}: corrupt, array '{name}' has shape {array.shape} and chunks {array.chunks}; "
-                f"expected {shape} and {chunks}"
-            )
+            raise StoreError(f"store {path}: corrupt, array '{name}' has shape {array.shape} and chunks "
+                             f"{array.chunks}; expected {shape} and {chunks}")
+        if array.dtype != dtype:
+            raise StoreError(f"store {path}: corrupt, array '{name}' has dtype {array.dtype}; its record says {dtype}")
     for name in rec["store_arrays"]:
-        if name not in group:
-            raise StoreError(f"store {path}: corrupt, array '{name}' is missing")
+        _member(group, path, name)
     return group, rec
 
 
+def _member(group: zarr.Group, path, name: str) -> zarr.Array:
+    try:
+        array = group[name]
+    except KeyError:
+        raise StoreError(f"store {path}: corrupt, array '{name}' is missing") from None
+    if not isinstance(array, zarr.Array):
+        raise StoreError(f"store {path}: corrupt, '{name}' is not an array")
+    return array
+
+
+def repair_hint(path, problem: str) -> str:
+    return f"run `pde-data verify {path}`; `pde-data generate {problem} ... --out {path}` regenerates bad chunks"
+
+
 class StoreReader:
-    """A read-only view of one of our stores: its record, ``done`` flags, arrays and grid.
+    """A read-only view of one of our stores: its record, done samples, arrays and grid.
 
     Needs neither DOLFINx nor torch; ``surrogate`` reads every store through it.
+    Reading costs what is on disk, never what the record claims: the done set
+    is read from the chunks of ``done`` that exist. Every read of chunk data
+    refuses a chunk of done samples that is missing or does not decode.
     """
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.group, self.record = open_store(self.path)
         self.problem: str = self.record["problem"]
-        self.done = np.asarray(self.group["done"][:], dtype=bool)
-        self.n_total = int(self.done.size)
+        self.n_total = int(self.record["generate"]["samples"])
+        with _refusing(self.path, self.problem):
+            #: Sorted int64 indices of the samples marked done.
+            self.done_index = read_done(self.path, self.group["done"])
+        self._done_flags: np.ndarray | None = None
 
     @property
     def n_done(self) -> int:
-        return int(self.done.sum())
+        return int(self.done_index.size)
+
+    def done_in(self, a: int, b: int) -> np.ndarray:
+        """The done sample indices in ``[a, b)`` (sorted; a view of :attr:`done_index`)."""
+        lo, hi = np.searchsorted(self.done_index, [a, b])
+        return self.done_index[lo:hi]
+
+    def done_flags(self, a: int, b: int) -> np.ndarray:
+        """Bool flags of the samples ``[a, b)`` (``b - a`` bytes)."""
+        a, b = max(int(a), 0), min(int(b), self.n_total)
+        flags = np.zeros(max(b - a, 0), dtype=bool)
+        flags[self.done_in(a, b) - a] = True
+        return flags
+
+    @property
+    def done(self) -> np.ndarray:
+        """Bool flags of all samples, for stores of at most :data:`MAX_DONE_FLAGS` samples (else use :meth:`done_in`)."""
+        if self.n_total > MAX_DONE_FLAGS:
+            raise StoreError(f"store {self.path}: {self.n_total} samples are too many for one array of done flags; "
+                             "use StoreReader.done_in(a, b)")
+        if self._done_flags is None:
+            self._done_flags = self.done_flags(0, self.n_total)
+            self._done_flags.flags.writeable = False
+        return self._done_flags
 
     def sample_shape(self, name: str) -> tuple[int, ...]:
         """The shape of one sample of the per-sample array ``name`` (from the record)."""
@@ -130,37 +214,63 @@ class StoreReader:
         return tuple(int(v) for v in self.record["sample_arrays"][name][0])
 
     def array(self, name: str) -> zarr.Array:
+        """The per-sample array ``name``; reading a missing chunk of it raises instead of giving zeros."""
         self.sample_shape(name)
-        return self.group[name]
+        return self.group[name].with_config({"read_missing_chunks": False})
 
     def read(self, name: str, index: np.ndarray) -> np.ndarray:
-        """Rows ``index`` (ascending) of a per-sample array, read as one contiguous range."""
-        array = self.array(name)
+        """Rows ``index`` (ascending) of a per-sample array, read as one contiguous range.
+
+        A missing or undecodable chunk that holds a requested done sample raises :class:`StoreError`.
+        """
+        self.sample_shape(name)
+        array = self.group[name]
         index = np.asarray(index, dtype=np.int64)
         if index.size == 0:
             return np.zeros((0, *array.shape[1:]), dtype=array.dtype)
         lo, hi = int(index.min()), int(index.max()) + 1
-        return np.asarray(array[lo:hi])[index - lo]
+        size = array.chunks[0]
+        wanted = np.unique(index[np.isin(index, self.done_in(lo, hi))] // size)
+        with _refusing(self.path, self.problem):
+            for k in wanted:
+                if not chunk_file(self.path, array, int(k)).is_file():
+                    raise ChunkFault(bad_chunk(array, int(k), "missing"))
+            return decode(array, lo // size, (hi - 1) // size)[index - (lo // size) * size]
+
+    def read_chunk(self, name: str, k: int) -> np.ndarray:
+        """All samples of chunk ``k`` of a per-sample array (the unit of streamed reads)."""
+        size = self.array(name).chunks[0]
+        return self.read(name, np.arange(k * size, min((k + 1) * size, self.n_total)))
 
     def grid(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Grid coordinates of the n x n fields as (n, n) arrays ``X[row, col] = x[col]``, ``Y[row, col] = y[row]``."""
         if "x" not in self.group or "y" not in self.group:
             raise StoreError(f"store {self.path}: has no grid arrays 'x', 'y'")
-        x = np.asarray(self.group["x"][...], dtype=np.float64)
-        y = np.asarray(self.group["y"][...], dtype=np.float64)
+        x, y = (self._whole(k) for k in "xy")
         if x.shape == (n,) and y.shape == (n,):
             return np.broadcast_to(x[None, :], (n, n)).copy(), np.broadcast_to(y[:, None], (n, n)).copy()
         if x.shape == (n, n) and y.shape == (n, n):
             return x, y
         raise StoreError(f"store {self.path}: grid arrays x {x.shape}, y {y.shape} do not fit the {n} x {n} fields")
 
+    def _whole(self, name: str) -> np.ndarray:
+        """A once-per-store array, read whole; a missing chunk file raises instead of reading as zeros."""
+        with _refusing(self.path, self.problem, name):
+            return np.asarray(self.group[name].with_config({"read_missing_chunks": False})[...], dtype=np.float64)
+
     def fingerprint(self) -> str:
-        """sha256 of the attributes, the arrays' shapes and dtypes and the done set (no data read)."""
+        """sha256 of the attributes, the arrays' shapes and dtypes and the done set (no data read).
+
+        The done set enters as ``np.packbits`` of the flags of all samples,
+        hashed block by block (the same bytes, without one array of them all).
+        """
         info = {"attrs": json.loads(json.dumps(dict(self.group.attrs), default=str)),
                 "arrays": {k: [list(self.group[k].shape), str(self.group[k].dtype)]
                            for k in sorted(self.group.array_keys())}}
         h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())
-        h.update(np.packbits(self.done).tobytes())
+        block = 8 * 2**20
+        for a in range(0, self.n_total, block):
+            h.update(np.packbits(self.done_flags(a, a + block)).tobytes())
         return h.hexdigest()
 
     def describe(self) -> dict[str, Any]:
@@ -169,19 +279,30 @@ class StoreReader:
                 "fingerprint": self.fingerprint(), "seed": self.record["generate"].get("seed"),
                 "schema_version": self.record.get("schema_version"), "params": self.record.get("params")}
 
-    def bytes_per_sample(self, names: tuple[str, ...]) -> int:
-        """Bytes of one sample of the per-sample arrays ``names`` as stored."""
-        return sum(math.prod(self.sample_shape(n)) * np.dtype(self.record["sample_arrays"][n][1]).itemsize
-                   for n in names)
+
+@contextmanager
+def _refusing(path: Path, problem: str, name: str | None = None):
+    """Turn a bad chunk (or, for ``name``, any failed read of that array) into a :class:`StoreError`."""
+    try:
+        yield
+    except ChunkFault as fault:
+        raise StoreError(f"store {path}: corrupt, {fault.bad}; {repair_hint(path, problem)}") from fault
+    except Exception as err:
+        if name is None:
+            raise
+        raise StoreError(f"store {path}: corrupt, array '{name}': {decode_problem(err)}; "
+                         f"{repair_hint(path, problem)}") from err
 
 
 def _build(path: Path, family, rec: dict) -> None:
     """Write a complete empty store at ``path`` (which must not exist)."""
     group = zarr.open_group(path, mode="w-", zarr_format=3)
     samples, chunk = rec["generate"]["samples"], rec["generate"]["chunk"]
-    for name, (shape, dtype) in family.sample_arrays.items():
-        group.create_array(name, shape=(samples, *shape), chunks=(chunk, *shape), dtype=dtype, fill_value=0)
-    group.create_array("done", shape=(samples,), chunks=(chunk,), dtype="bool", fill_value=False)
+    arrays = {**{name: (shape, dtype, 0) for name, (shape, dtype) in family.sample_arrays.items()},
+              "done": ((), "bool", False)}
+    for name, (shape, dtype, fill) in arrays.items():
+        group.create_array(name, shape=(samples, *shape), chunks=(chunk, *shape), dtype=dtype, fill_value=fill,
+                           compressors=COMPRESSORS, config=WRITE_CONFIG)
     for name, value in family.store_arrays().items():
         group.create_array(name, data=value)
     group.attrs[ATTR] = rec  # last: a group with this attribute is complete
@@ -197,6 +318,15 @@ def _differences(old: dict, new: dict) -> list[str]:
         elif old.get(key) != new[key]:
             diffs.append(f"{key}: store has {old.get(key)!r}, this run asks {new[key]!r}")
     return diffs
+
+
+def sibling(path: Path, kind: str) -> Path:
+    """A fresh hidden temporary name next to ``path``; ``kind`` is one of :data:`SIBLING_KINDS`."""
+    return path.parent / f".{path.name}.{kind}-{uuid.uuid4().hex[:8]}"
+
+
+#: Kinds of the temporary siblings of a store that :func:`prepare` writes (a killed run may leave them).
+SIBLING_KINDS = ("creating", "replaced")
 
 
 def prepare(path: str | Path, family, rec: dict, overwrite: bool = False) -> str:
@@ -222,12 +352,12 @@ def prepare(path: str | Path, family, rec: dict, overwrite: bool = False) -> str
                 + "\nUse --overwrite to replace it, or choose another --out."
             )
     # Build under a temporary sibling name, then rename into place.
-    tmp = path.parent / f".{path.name}.creating-{uuid.uuid4().hex[:8]}"
+    tmp = sibling(path, "creating")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _build(tmp, family, rec)
         if exists and any(path.iterdir()):
-            trash = path.parent / f".{path.name}.replaced-{uuid.uuid4().hex[:8]}"
+            trash = sibling(path, "replaced")
             os.rename(path, trash)
             os.rename(tmp, path)
             shutil.rmtree(trash)
@@ -239,18 +369,25 @@ def prepare(path: str | Path, family, rec: dict, overwrite: bool = False) -> str
     return "created"
 
 
-def missing_chunks(group: zarr.Group) -> list[int]:
-    """Indices of the chunks whose samples are not all done."""
-    done = group["done"][:]
-    chunk = group["done"].chunks[0]
-    starts = np.arange(0, done.size, chunk)
-    return [int(k) for k, start in enumerate(starts) if not done[start : start + chunk].all()]
+def todo_chunks(done_index: np.ndarray, samples: int, chunk: int) -> list[int]:
+    """Indices of the chunks whose samples are not all done (``done_index``: the sorted done samples)."""
+    count = -(-samples // chunk)
+    sizes = np.full(count, chunk, dtype=np.int64)
+    if count:
+        sizes[-1] = samples - (count - 1) * chunk
+    return np.flatnonzero(np.bincount(done_index // chunk, minlength=count) < sizes).tolist()
+
+
+def writable(group: zarr.Group, names) -> dict[str, zarr.Array]:
+    """The arrays ``names`` of an open store, set to write every chunk (an all-zero one too) as a file."""
+    return {name: group[name].with_config(WRITE_CONFIG) for name in names}
 
 
 def write_chunk(targets: dict[str, zarr.Array], start: int, arrays: dict[str, np.ndarray]) -> None:
     """Write the samples ``start:start+len`` (a whole chunk) of each array, then mark them done.
 
-    ``targets`` maps each name of ``arrays`` and ``done`` to its open Zarr array.
+    ``targets`` maps each name of ``arrays`` and ``done`` to its Zarr array, opened
+    with :data:`WRITE_CONFIG` (see :func:`writable`).
     """
     stop = start + len(next(iter(arrays.values())))
     for name, value in arrays.items():
@@ -260,8 +397,8 @@ def write_chunk(targets: dict[str, zarr.Array], start: int, arrays: dict[str, np
 
 def summary(path: str | Path) -> str:
     """A human-readable description of the store at ``path``."""
-    group, rec = open_store(path)
-    done = int(group["done"][:].sum())
+    reader = StoreReader(path)
+    group, rec, done = reader.group, reader.record, reader.n_done
     gen = rec["generate"]
     lines = [
         f"store      {path}",
@@ -274,5 +411,5 @@ def summary(path: str | Path) -> str:
     ]
     for name in [*rec["sample_arrays"], "done", *rec["store_arrays"]]:
         array = group[name]
-        lines.append(f"  {name:<8} {str(tuple(array.shape)):<18} {array.dtype}")
+        lines.append(f"  {name:<8} {tuple(array.shape)!s:<18} {array.dtype}")
     return "\n".join(lines)

@@ -57,7 +57,7 @@ def split_indices(store: StoreReader, split: SplitConfig) -> dict[str, np.ndarra
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
     if split.test == 0.0:
         bounds["val"], bounds["test"] = (n_train, n), (n, n)
-    return {name: np.arange(a, b)[store.done[a:b]] for name, (a, b) in bounds.items()}
+    return {name: store.done_in(a, b) for name, (a, b) in bounds.items()}
 
 
 class _ChunkCache:
@@ -107,7 +107,7 @@ class StreamedArray:
         out = np.empty((len(sample_ids),) + tuple(arr.shape[1:]), dtype=arr.dtype)
         for c in np.unique(cids):
             lo = int(c) * chunk
-            block = self._cache.get((name, int(c)), lambda lo=lo: np.asarray(arr[lo:min(lo + chunk, arr.shape[0])]))
+            block = self._cache.get((name, int(c)), lambda c=int(c): self.store.read_chunk(name, c))
             sel = cids == c
             out[sel] = block[sample_ids[sel] - lo]
         return out

@@ -141,6 +141,9 @@ def test_cli_generate_and_plot(tmp_path, write_params, capsys):
     assert (tmp_path / "one.png").exists()
     assert main(["plot", str(out), "--index", "12"]) == 2
     assert "sample 12 is not in the store" in capsys.readouterr().err
+    (tmp_path / "a-file").write_text("")
+    assert main(["plot", str(out), "--out", str(tmp_path / "a-file" / "p.png")]) == 2   # nothing drawn, one line
+    assert "cannot write there" in capsys.readouterr().err
 
 
 def _mpiexec() -> str | None:

@@ -29,11 +29,23 @@ def test_generate_then_info(tmp_path, capsys, write_params):
     assert "poisson (schema 1" in stdout and "6 / 6 done" in stdout and "kappa" in stdout
 
 
+def test_yaml_exponent_floats_are_numbers(tmp_path, capsys):
+    """YAML 1.1 (PyYAML) reads ``2e-1`` as the string '2e-1'; the parameter is the number 0.2 all the same."""
+    params = tmp_path / "params.yaml"
+    params.write_text("darcy:\n  length: 2e-1\n  variance: 5e-1\n  n: 8\n  samples: 2\n  chunk: 2\n")
+    out = tmp_path / "d.zarr"
+    status, stdout, err = run(capsys, "generate", "darcy", "--out", out, "--params", params, "--no-progress")
+    assert status == 0, err
+    assert "length=0.2" in stdout and "variance=0.5" in stdout
+
+
 def test_help_lists_the_subcommands(capsys):
     with pytest.raises(SystemExit) as exit_:
         main(["--help"])
     assert exit_.value.code == 0
-    assert "generate" in capsys.readouterr().out
+    text = capsys.readouterr().out
+    for command in ("generate", "info", "verify", "plot"):
+        assert command in text
     with pytest.raises(SystemExit):
         main(["generate", "--help"])
     assert "--overwrite" in capsys.readouterr().out

@@ -1,0 +1,180 @@
+"""Chunk-level access to the arrays of a store on disk: where a chunk's file is, which exist, decoding.
+
+Zarr reads the fill value for a chunk whose file is missing and raises assorted
+errors for one that does not decode (crc32c mismatch, a broken compressed
+stream). The helpers here turn both into a :class:`ChunkFault` that names the
+array and the chunk, so that :mod:`pde_data.store` can refuse to read it and
+:mod:`pde_data.integrity` can report it. Every array of a store is chunked
+along the sample axis only, so chunk ``k`` holds samples ``k*chunk`` to
+``(k+1)*chunk - 1``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zarr
+from zarr.errors import ChunkNotFoundError
+
+#: Samples read at once when many chunks are decoded in a row.
+BLOCK_BYTES = 32 * 2**20
+
+
+@dataclass(frozen=True)
+class BadChunk:
+    """Chunks ``first`` to ``last`` of array ``array`` (samples ``start`` to ``stop - 1``) and what is wrong."""
+
+    array: str
+    first: int
+    last: int
+    start: int
+    stop: int
+    problem: str
+
+    @property
+    def count(self) -> int:
+        return self.last - self.first + 1
+
+    def __str__(self) -> str:
+        which = f"chunk {self.first}" if self.count == 1 else f"chunks {self.first}-{self.last}"
+        return f"array '{self.array}' {which} (samples {self.start}-{self.stop - 1}): {self.problem}"
+
+
+class ChunkFault(Exception):
+    """A chunk that is missing or does not decode."""
+
+    def __init__(self, bad: BadChunk):
+        super().__init__(str(bad))
+        self.bad = bad
+
+
+def bad_chunk(array: zarr.Array, first: int, problem: str, last: int | None = None) -> BadChunk:
+    size, n = array.chunks[0], array.shape[0]
+    last = first if last is None else last
+    return BadChunk(array.basename, first, last, first * size, min((last + 1) * size, n), problem)
+
+
+def decode_problem(err: BaseException) -> str:
+    """What a decode error means, in a few words."""
+    text = str(err)
+    if isinstance(err, ChunkNotFoundError):
+        return "missing (a chunk file)"
+    if "checksum" in text.lower():
+        return "checksum mismatch"
+    return f"does not decode ({type(err).__name__}: {text[:120]})"
+
+
+def chunk_file(root: Path, array: zarr.Array, k: int) -> Path:
+    """The file of chunk ``k`` (along the sample axis) of ``array`` in the store at ``root``."""
+    return Path(root) / array.path / array.metadata.encode_chunk_key((k,) + (0,) * (array.ndim - 1))
+
+
+def n_chunks(array: zarr.Array) -> int:
+    return -(-array.shape[0] // array.chunks[0])
+
+
+def existing_chunks(root: Path, array: zarr.Array) -> np.ndarray:
+    """Sorted indices of the chunks of the 1-D ``array`` whose files exist (one directory listing).
+
+    Costs what is on disk, never what the array's shape claims.
+    """
+    folder = chunk_file(root, array, 0).parent
+    try:
+        names = os.listdir(folder)
+    except (FileNotFoundError, NotADirectoryError):
+        return np.zeros(0, dtype=np.int64)
+    limit = n_chunks(array)
+    found = sorted(int(name) for name in names if name.isdigit() and str(int(name)) == name)
+    return np.array([k for k in found if k < limit], dtype=np.int64)
+
+
+def runs(chunks: Iterable[int], most: int) -> Iterator[tuple[int, int]]:
+    """Runs ``(first, last)`` of consecutive chunk indices, each at most ``most`` chunks long."""
+    first = last = None
+    for k in chunks:
+        k = int(k)
+        if first is not None and k == last + 1 and k - first < most:
+            last = k
+            continue
+        if first is not None:
+            yield first, last
+        first = last = k
+    if first is not None:
+        yield first, last
+
+
+def chunks_per_block(array: zarr.Array) -> int:
+    one = array.chunks[0] * max(int(np.prod(array.shape[1:], dtype=np.int64)), 1) * array.dtype.itemsize
+    return max(1, BLOCK_BYTES // max(one, 1))
+
+
+def decode(array: zarr.Array, first: int, last: int) -> np.ndarray:
+    """Samples of chunks ``first`` to ``last``; a chunk that does not decode raises :class:`ChunkFault`.
+
+    Missing chunk files are not checked here (zarr reads them as fill values).
+    """
+    size, n = array.chunks[0], array.shape[0]
+    try:
+        return np.asarray(array[first * size : min((last + 1) * size, n)])
+    except Exception as err:  # zarr and the codecs raise several types
+        for k in range(first, last + 1):  # find the chunk
+            try:
+                array[k * size : min((k + 1) * size, n)]
+            except Exception as one:
+                raise ChunkFault(bad_chunk(array, k, decode_problem(one))) from one
+        raise ChunkFault(bad_chunk(array, first, decode_problem(err), last)) from err
+
+
+def check_chunks(root: Path, array: zarr.Array, chunks: Iterable[int], on_bad=None, on_done=lambda n: None) -> None:
+    """Check that each of ``chunks`` of ``array`` exists and decodes.
+
+    Without ``on_bad`` the first bad chunk raises :class:`ChunkFault`; with it,
+    every bad chunk is passed to ``on_bad`` and the check goes on. ``on_done(n)``
+    counts the chunks checked (for a progress bar).
+    """
+    present = []
+    for k in map(int, chunks):
+        if chunk_file(root, array, k).is_file():
+            present.append(k)
+            continue
+        if on_bad is None:
+            raise ChunkFault(bad_chunk(array, k, "missing"))
+        on_bad(bad_chunk(array, k, "missing"))
+        on_done(1)
+    for first, last in runs(present, chunks_per_block(array)):
+        _each_decoded(array, first, last, on_bad)
+        on_done(last - first + 1)
+
+
+def read_done(root: Path, done: zarr.Array, on_bad=None) -> np.ndarray:
+    """Sorted int64 indices of the samples marked done, read from the chunks of ``done`` that exist.
+
+    A missing chunk of ``done`` means "not done" (zarr's fill value). A chunk
+    that does not decode raises :class:`ChunkFault`, or, with ``on_bad``, is
+    reported there and counts as not done.
+    """
+    size, parts = done.chunks[0], []
+    for first, last in runs(existing_chunks(root, done), max(1, 2**24 // size)):
+        for k, flags in _each_decoded(done, first, last, on_bad):
+            parts.append(np.flatnonzero(flags).astype(np.int64) + k * size)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
+
+
+def _each_decoded(array: zarr.Array, first: int, last: int, on_bad) -> list[tuple[int, np.ndarray]]:
+    """[(first chunk, samples)] of chunks ``first``..``last`` that decode; one by one after a fault."""
+    try:
+        return [(first, decode(array, first, last))]
+    except ChunkFault:
+        if on_bad is None:
+            raise
+    out = []
+    for k in range(first, last + 1):
+        try:
+            out.append((k, decode(array, k, k)))
+        except ChunkFault as fault:
+            on_bad(fault.bad)
+    return out
