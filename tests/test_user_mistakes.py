@@ -135,3 +135,14 @@ def test_leftovers_of_a_killed_run_are_cleaned(stores, trained_dir):  # noqa: F8
           progress=False, live=False, verbose=False)
     assert not list(trained_dir.glob(".*.tmp-*"))
     assert json.loads((trained_dir / "train_summary.json").read_text())["work_units"] >= 20
+
+
+def test_training_refuses_a_missing_chunk_by_name(tmp_path, params, capsys):
+    import shutil
+
+    store = make_poisson_store(tmp_path / "p.zarr", n_samples=30, n=8, chunk=4)
+    shutil.rmtree(store / "u" / "c" / "1")   # chunk 1 of u (samples 4-7), marked done
+    rc, err = _cli(["train", "--problem", "poisson", "--store", str(store), "--out", str(tmp_path / "m")], params,
+                   capsys)
+    assert rc == 2 and "array 'u'" in err and "chunk 1" in err and "pde-data verify" in err
+    assert len(err.strip().splitlines()) == 1
