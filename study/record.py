@@ -87,20 +87,19 @@ def _comparable(cfg: Any) -> Any:
     return cfg
 
 
+#: The value of each key added after records were first written, that reproduces the behaviour before
+#: it existed: a record that lacks the key ran with that value.
+LEGACY_VALUES = {"train": {"schedule": "constant", "warmup": 0.05}}
+
+
 def _with_new_defaults(old: Any, new: Any, defaults: Any) -> Any:
-    """``old`` with the keys that ``new`` has and ``old`` lacks set to their defaults: a record written
-    before a key existed ran with that key's default, so it is current when the task asks the default."""
+    """``old`` with the keys that ``new`` has and ``old`` lacks set to their :data:`LEGACY_VALUES`: a record
+    written before a key existed is current when the task asks the behaviour of that time."""
     if not (isinstance(old, dict) and isinstance(new, dict) and isinstance(defaults, dict)):
         return old
     out = {k: _with_new_defaults(v, new.get(k), defaults.get(k)) for k, v in old.items()}
     out.update({k: defaults[k] for k in new if k not in old and k in defaults})
     return out
-
-
-def _default_config() -> dict:
-    from surrogate.config import DataConfig, TrainConfig
-
-    return {"data": DataConfig().to_dict(), "train": TrainConfig().to_dict()}
 
 
 def record_is_current(task: Mapping, fingerprint: str) -> bool:
@@ -112,7 +111,7 @@ def record_is_current(task: Mapping, fingerprint: str) -> bool:
         rec = json.loads(p.read_text())
     except (OSError, ValueError):
         return False
-    old = _with_new_defaults(rec.get("config"), task["config"], _default_config())
+    old = _with_new_defaults(rec.get("config"), task["config"], LEGACY_VALUES)
     return _comparable(old) == _comparable(task["config"]) and rec.get("store_fingerprint") == fingerprint
 
 

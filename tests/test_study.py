@@ -259,3 +259,15 @@ def test_quick_study_end_to_end(tmp_path):
     res2 = subprocess.run(cmd + ["--no-report"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert res2.returncode == 0, res2.stderr[-4000:]
     assert f"{n_main + n_reg} of {n_main + n_reg} runs already done; 0 to run" in res2.stderr
+
+
+def test_records_from_before_a_key_existed_stay_current_only_at_its_legacy_value(tmp_path):
+    from study.record import record_is_current
+
+    old = {"train": {"lr": 0.01, "fas": {"levels": 2}}, "data": {}}
+    (tmp_path / "record.json").write_text(json.dumps({"config": old, "store_fingerprint": "f"}))
+    task = {"dir": str(tmp_path), "config": {"train": {"lr": 0.01, "schedule": "constant", "warmup": 0.05,
+                                                      "fas": {"levels": 2}}, "data": {}}}
+    assert record_is_current(task, "f")
+    task["config"]["train"]["schedule"] = "cosine"
+    assert not record_is_current(task, "f")
