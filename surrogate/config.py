@@ -29,7 +29,7 @@ from pde_data.config import (Bool, Choice, ConfigError, ConvList, Float, Int, In
                              subsection)
 from pde_data.fields import FIELD_PARAMS, check_field_params
 from pde_data.problems import PROBLEMS, get_problem
-from surrogate.multilevel.config import FASConfig, OptimizerConfig
+from surrogate.multilevel.config import FASConfig, GrowthConfig, OptimizerConfig
 
 __all__ = ["ConfigError", "DataConfig", "MLPConfig", "CNNConfig", "TrainConfig", "MCConfig", "RunConfig",
            "Params", "load", "resolve", "resolve_mc", "diff", "TRAINERS", "MODELS", "SECTIONS"]
@@ -146,6 +146,7 @@ class TrainConfig(Section):
     eval_train_samples: int = option(Int(256, low=0))
     best_metric: str = option(Choice("mse", ("mse", "linf")))
     fas: FASConfig = subsection(FASConfig)
+    growth: GrowthConfig = subsection(GrowthConfig)
 
     def validate(self) -> None:
         if self.trainer != "fas":  # one level: the hierarchy is the network alone

@@ -7,9 +7,12 @@ study read)::
      "train_loss": ..., "train_loss_levels": [...],      # mean minibatch loss since the last record
      "val": {"mse", "linf", "rel_l2"}, "val_targets": {...},       # fine network, physical units
      "train": {...},                                               # fine network, training subset
-     "aux_val": {...}, "aux_val_targets": {...}}                   # first auxiliary network (FAS)
+     "aux_val": {...}, "aux_val_targets": {...},                   # first auxiliary network (FAS)
+     "growth_level": l}                                            # nested iteration: the net is level l
 
-(``*_targets`` only with several targets, ``aux_*`` only with a hierarchy).
+(``*_targets`` only with several targets, ``aux_*`` only with a hierarchy;
+while a nested iteration grows the net, ``val`` is that of the current
+coarse net, which is never kept as the best fine network).
 A NaN or infinite loss raises :class:`TrainingDiverged`, naming the level
 and the parameters to lower.
 """
@@ -98,7 +101,10 @@ class Monitor:
         if len(losses) > 1:
             rec["train_loss_levels"] = losses
         ebs, primary = self.cfg.data.eval_batch_size, data.layout.targets[0]
-        for role, key in zip(self.roles, ("val", "aux_val")):
+        growing = getattr(trainer, "growing", False)   # nested iteration: the net is still a coarse one
+        if growing:
+            rec["growth_level"] = trainer.level
+        for role, key in zip(("fine",) if growing else self.roles, ("val", "aux_val")):
             level = 0 if role == "fine" else 1
             errors = split_errors(trainer.hier.nets[level], data["val"], data.codec, ebs)
             rec[key] = errors[primary]
@@ -107,15 +113,15 @@ class Monitor:
             mse = rec[key]["mse"]
             if not math.isfinite(mse):
                 raise diverged(self.cfg, level, work, "the validation loss became NaN or inf")
-            if self.history and mse > DIVERGENCE_GROWTH * self.history[0][key]["mse"]:
+            start = next((r[key]["mse"] for r in self.history if key in r), None)   # before training
+            if start is not None and mse > DIVERGENCE_GROWTH * start:
                 raise diverged(self.cfg, level, work, f"the validation MSE grew to {mse:.3g}, more than "
-                               f"{DIVERGENCE_GROWTH:g} times its value before training "
-                               f"({self.history[0][key]['mse']:.3g})")
+                               f"{DIVERGENCE_GROWTH:g} times its value before training ({start:.3g})")
             if role == "fine" and t.eval_train_samples > 0:
                 rec["train"] = split_errors(trainer.hier.nets[0], data["train"], data.codec, ebs,
                                             t.eval_train_samples)[primary]
             best = self.best[role]
-            if rec[key][t.best_metric] < best["value"]:
+            if not growing and rec[key][t.best_metric] < best["value"]:
                 net = trainer.hier.nets[level]
                 best.update(value=rec[key][t.best_metric], state=_clone_state(net), arch=arch_of(net), record=rec)
         self.history.append(rec)

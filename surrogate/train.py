@@ -59,14 +59,22 @@ class ResumeError(ValueError):
 
 
 def build_trainer(cfg: RunConfig, net: torch.nn.Module, dataset: Dataset, device: torch.device):
-    """The hierarchy and the :class:`FASTrainer` for ``cfg`` (sgd/adam: one level)."""
+    """The trainer for ``cfg``: a :class:`FASTrainer` (sgd/adam/adamw: one level), after a nested
+    iteration in width when ``train.growth.levels`` > 1."""
     from surrogate import multilevel as ml
 
     t = cfg.train
-    hier = ml.build_hierarchy(net, config=t.fas, seed=t.seed)
     train = dataset["train"]
     batches = ml.MinibatchStream(len(train), min(t.batch_size, len(train)), seed=t.seed, device=device)
-    return hier, ml.FASTrainer(hier, train.X, train.Y, batches, t.fas, t.optimizer)
+
+    def final(fine: torch.nn.Module) -> ml.FASTrainer:
+        return ml.FASTrainer(ml.build_hierarchy(fine, config=t.fas, seed=t.seed), train.X, train.Y, batches, t.fas,
+                             t.optimizer)
+
+    if t.growth.levels == 1:
+        return final(net)
+    return ml.NestedIteration(net, train.X, train.Y, batches, t.growth, t.optimizer, final, t.budget_wu,
+                              t.work_measure, hem=t.fas, seed=t.seed)
 
 
 def _read_resume(cfg: RunConfig, ckpt_path: Path, say: Callable[[str], None]) -> dict | None:
@@ -119,7 +127,7 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
                            normalization=None if ck is None else ck["normalization"])
     torch.manual_seed(t.seed)
     net = make_net(cfg.to_dict()["model"], dataset.layout).to(device)
-    hier, trainer = build_trainer(cfg, net, dataset, device)
+    trainer = build_trainer(cfg, net, dataset, device)
     monitor = Monitor(cfg, dataset, trainer)
     loop = {"work_units": 0.0, "cycles": 0, "next_eval": 0.0, "elapsed_s": 0.0}
     if ck is not None:
@@ -190,7 +198,7 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = 
     # 4. outputs of a run that did not diverge
     summary = _summary(cfg, dataset, monitor, store_info, loop, work(), device)
     if main:
-        _write_outputs(cfg, out, dataset, hier, monitor, summary, store_info)
+        _write_outputs(cfg, out, dataset, trainer.hier, monitor, summary, store_info)
         if metrics is not None:
             write_json(metrics, flat_metrics(summary))
     checkpoint(finished=True)

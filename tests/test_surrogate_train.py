@@ -99,6 +99,8 @@ class Killed(Exception):
     ("darcy", "cnn", "adam", []),
     ("poisson", "mlp", "adamw", ["train.schedule=warmup_cosine", "train.warmup=0.2"]),
     ("darcy", "mlp", "fas", ["train.fas.smoother=adamw", "train.schedule=cosine"]),
+    ("poisson", "mlp", "adamw", ["train.growth.levels=2", "train.growth.share=0.3"]),
+    ("darcy", "mlp", "fas", ["train.growth.levels=3", "train.growth.state=prolong", "train.fas.smoother=adam"]),
 ])
 def test_resume_equals_uninterrupted(stores, tmp_path, problem, model, trainer, extra):
     over = ["train.budget_wu=40", "train.checkpoint_every_wu=10", "train.eval_every_wu=5", *extra]
@@ -286,7 +288,8 @@ def test_resume_after_sigkill(stores, tmp_path):
 
 @pytest.mark.parametrize("trainer, extra", [("adamw", ["train.weight_decay=1e-3"]),
                                             ("sgd", ["train.schedule=cosine", "train.lr=0.05"]),
-                                            ("fas", ["train.fas.smoother=adamw", "train.schedule=warmup_cosine"])])
+                                            ("fas", ["train.fas.smoother=adamw", "train.schedule=warmup_cosine"]),
+                                            ("adamw", ["train.growth.levels=3", "train.growth.share=0.4"])])
 def test_new_methods_train(stores, tmp_path, trainer, extra):
     cfg = cfg_for("poisson", "mlp", trainer, ["train.budget_wu=40", "train.lr=0.003", *extra])  # last lr wins
     s = train(cfg, stores["poisson"], tmp_path / "m", progress=False, live=False, verbose=False)
@@ -302,3 +305,16 @@ def test_schedules():
     assert lr_factor("cosine", 0.5) == pytest.approx(0.5)
     assert lr_factor("warmup_cosine", 0.05, 0.1) == pytest.approx(0.5)
     assert lr_factor("warmup_cosine", 0.1, 0.1) == 1.0 and lr_factor("warmup_cosine", 1.0, 0.1) == pytest.approx(0)
+
+
+def test_nested_iteration_grows_from_the_coarsest_net(stores, tmp_path):
+    cfg = cfg_for("poisson", "mlp", "adam", ["train.budget_wu=40", "train.growth.levels=3", "train.growth.share=0.5",
+                                            "train.eval_every_wu=2", "train.work_measure=flops"])
+    s = train(cfg, stores["poisson"], tmp_path / "m", progress=False, live=False, verbose=False)
+    levels = [r.get("growth_level", 0) for r in s["history"]]
+    assert levels[0] == 2 and 1 in levels and levels[-1] == 0 and levels == sorted(levels, reverse=True)
+    grown = [r for r in s["history"] if r.get("growth_level", 0) == 0]
+    assert grown[0]["work_units"] >= 20 - 2   # half of the FLOP budget went to the coarse levels
+    assert s["best"]["mse_at_wu"] >= grown[0]["work_units"]   # best.pt is a fine network
+    _, meta = read_model_file(tmp_path / "m" / "best.pt")
+    assert meta["arch"]["widths"] == [192, 8, 8, 64]

@@ -11,8 +11,9 @@ neural network regression"::
 """
 
 from .batches import MinibatchStream
-from .config import FASConfig, OptimizerConfig
+from .config import FASConfig, GrowthConfig, OptimizerConfig
 from .fas import DivergenceError, FASTrainer
+from .growth import NestedIteration
 from .hem import cosine_strength, heavy_edge_matching
 from .hierarchy import Hierarchy, build_hierarchy
 from .transfer import Coarsening, Transfer
@@ -20,5 +21,5 @@ from .work import WorkCounter, flops_per_sample
 
 __all__ = [
     "build_hierarchy", "Hierarchy", "Transfer", "Coarsening", "heavy_edge_matching", "cosine_strength",
-    "MinibatchStream", "FASTrainer", "FASConfig", "OptimizerConfig", "DivergenceError", "WorkCounter", "flops_per_sample",
+    "MinibatchStream", "FASTrainer", "FASConfig", "GrowthConfig", "OptimizerConfig", "NestedIteration", "DivergenceError", "WorkCounter", "flops_per_sample",
 ]

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from pde_data.config import Choice, Float, Int, Section, option
 
-__all__ = ["FASConfig", "OptimizerConfig", "OPTIMIZERS"]
+__all__ = ["FASConfig", "GrowthConfig", "OptimizerConfig", "OPTIMIZERS"]
 
 #: One-level optimizers, and the FAS smoothers (``train.fas.smoother``).
 OPTIMIZERS = ("sgd", "adam", "adamw")
@@ -53,3 +53,23 @@ class FASConfig(Section):
     interpolation: str = option(Choice("plain", ("plain", "rownorm")))   # eq. (32) | eq. (34)
     order: str = option(Choice("natural", ("natural", "random")))        # HEM visiting order
     rematch_every: int = option(Int(50, low=1))                  # cycles between matchings, sec. 6.1.3
+
+
+@dataclass(frozen=True)
+class GrowthConfig(Section):
+    """Nested iteration in width (a full-multigrid start): train the coarsest net first, grow to the fine one.
+
+    ``levels`` = 1 is off. With L > 1 the hierarchy of L levels is built by HEM
+    on the fine net's initial weights; the coarsest net is trained first, then
+    each net is carried to the next finer one as x_f + P(x_c - Pi x_f) (the
+    coarse-grid correction of eq. (4) onto the finer net's own initial
+    weights, so matched neurons do not stay identical); ``share`` of the
+    budget goes to the coarser levels, split evenly, the rest to the trainer
+    on the fine net. ``state``: the optimizer state across a growth step,
+    ``reset`` or ``prolong`` (P applied to each moment).
+    """
+
+    PREFIX = "train.growth"
+    levels: int = option(Int(1, low=1))
+    share: float = option(Float(0.2, low=0.0, high=1.0, low_open=True, high_open=True))
+    state: str = option(Choice("reset", ("reset", "prolong")))

@@ -1,0 +1,147 @@
+"""Nested iteration in width: grow the network from the coarsest level of its hierarchy to the fine one.
+
+A full-multigrid start (the "F" in FMG, applied to width). With a hierarchy
+of L levels built by heavy edge matching on the fine net's initial weights
+x_0 (so x_{l+1} = Pi x_l at the start):
+
+1. train the coarsest net x_{L-1} with the one-level optimizer for its share
+   of the budget;
+2. carry it to level l = L-2, ..., 0 as
+
+       x_l <- x_l + P (x_{l+1} - Pi x_l),                  eq. (4), alpha_p = 1
+
+   the coarse-grid correction onto the finer net's own initial weights.
+   Plain prolongation P x_{l+1} would give the two neurons of an aggregate
+   identical weights, and gradient steps keep them identical: the fine net
+   would never use its width. The correction keeps their differences of x_l.
+   Then train x_l for its share, and so on up to the fine net;
+3. continue on the fine net with the chosen trainer (one level or FAS cycles).
+
+``GrowthConfig.share`` of the budget goes to the coarse levels, split
+evenly; work is counted in fine-net work units, as everywhere (a coarse
+minibatch pass costs its FLOPs over the fine net's, or 4^-l under the
+paper's rule). Across a growth step the optimizer state is reset, or
+prolonged with P (``GrowthConfig.state``).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from ..models import WidthNet
+from .batches import MinibatchStream
+from .config import FASConfig, GrowthConfig, OptimizerConfig
+from .fas import FASTrainer
+from .hierarchy import Hierarchy, build_hierarchy
+from .work import MEASURES, flops_per_sample
+
+__all__ = ["NestedIteration"]
+
+
+class NestedIteration:
+    """Grow ``model`` from the coarsest level, then hand it to ``make_final(model)``; the trainer interface
+    of :class:`FASTrainer` (``cycle``, ``work``, ``level_losses``, ``scale_lr``, ``hier``, state dicts).
+
+    ``budget`` and ``measure``: the run's work-unit budget and accounting;
+    ``hem``: the HEM settings (theta, interpolation, order) of the growth hierarchy.
+    """
+
+    def __init__(self, model: WidthNet, X: torch.Tensor, Y: torch.Tensor, stream: MinibatchStream,
+                 growth: GrowthConfig, optimizer: OptimizerConfig, make_final: Callable[[WidthNet], FASTrainer],
+                 budget: float, measure: str, hem: FASConfig | None = None, seed: int = 0,
+                 loss: Callable | None = None):
+        self.model, self.X, self.Y, self.stream = model, X, Y, stream
+        self.growth, self.optimizer, self.make_final, self.loss = growth, optimizer, make_final, loss
+        hem = hem or FASConfig()
+        self.ladder: Hierarchy = build_hierarchy(model, growth.levels, config=hem, seed=seed)
+        # Pi x_l of the initial weights: the coarse starts, kept for the correction of eq. (4)
+        self.starts = [[p.detach().clone() for p in net.parameters()] for net in self.ladder.nets]
+        fine = flops_per_sample(model)
+        self.cost = [{"flops": flops_per_sample(net) / fine, "paper": 0.25 ** level}
+                     for level, net in enumerate(self.ladder.nets)]
+        levels, steps = growth.levels, growth.levels - 1
+        # work at which the training of level l ends (l = L-1 first); level 0 is the final trainer's
+        self.ends = [budget * growth.share * (levels - level) / steps for level in range(levels)]
+        self.measure = measure
+        self.level = levels - 1                 # the level being trained; 0: the fine net, final trainer
+        self.offset = {m: 0.0 for m in MEASURES}
+        self.lr_scale = 1.0
+        self.trainer = self._one_level(self.level)
+
+    # ------------------------------------------------------------------ phases
+    @property
+    def growing(self) -> bool:
+        return self.level > 0
+
+    @property
+    def hier(self) -> Hierarchy:
+        """The hierarchy being trained: ``hier.nets[0]`` is the current (coarse, then fine) network."""
+        return self.trainer.hier
+
+    def _one_level(self, level: int) -> FASTrainer:
+        net = self.ladder.nets[level]
+        if level == 0:
+            return self.make_final(net)
+        return FASTrainer(build_hierarchy(net, 1), self.X, self.Y, self.stream, FASConfig(levels=1),
+                          self.optimizer, self.loss)
+
+    def _grow(self) -> None:
+        """x_l <- x_l + P(x_{l+1} - Pi x_l) (eq. (4)) from level l+1 to l, optimizer state as configured."""
+        coarse, transfer = self.trainer, self.ladder.transfers[self.level - 1]
+        self.offset = self.work
+        with torch.no_grad():
+            diff = torch._foreach_sub(list(coarse.hier.nets[0].parameters()), self.starts[self.level])
+            torch._foreach_add_(list(self.ladder.nets[self.level - 1].parameters()), transfer.prolong(diff))
+        self.level -= 1
+        self.trainer = self._one_level(self.level)
+        if self.growth.state == "prolong":
+            _prolong_state(coarse.levels[0], self.trainer.levels[0], transfer)
+        self.trainer.scale_lr(self.lr_scale)
+
+    # ------------------------------------------------------------------ the trainer interface
+    @property
+    def work(self) -> dict[str, float]:
+        """Cumulative fine-net work units of all phases."""
+        cost = self.cost[self.level]
+        return {m: self.offset[m] + cost[m] * self.trainer.work[m] for m in MEASURES}
+
+    def cycle(self) -> None:
+        """One step of the coarse level being grown, or one cycle of the fine trainer."""
+        self.trainer.cycle()
+        if self.growing and self.work[self.measure] >= self.ends[self.level]:
+            self._grow()
+
+    def scale_lr(self, factor: float) -> None:
+        self.lr_scale = float(factor)
+        self.trainer.scale_lr(factor)
+
+    def level_losses(self) -> list[float]:
+        return self.trainer.level_losses()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "offset": dict(self.offset), "ladder": self.ladder.state_dict(),
+                "starts": self.starts, "trainer": self.trainer.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.ladder.load_state_dict(state["ladder"])
+        self.starts = state["starts"]
+        self.level, self.offset = state["level"], dict(state["offset"])
+        self.trainer = self._one_level(self.level)
+        self.trainer.load_state_dict(state["trainer"])
+
+
+@torch.no_grad()
+def _prolong_state(coarse, fine, transfer) -> None:
+    """Each per-parameter moment of the coarse optimizer, prolonged with P; scalar state (step) copied."""
+    for p_c, p_f in zip(coarse.params, fine.params):
+        for key, value in coarse.opt.state[p_c].items():
+            if not torch.is_tensor(value) or value.shape != p_c.shape:
+                fine.opt.state[p_f][key] = value.clone() if torch.is_tensor(value) else value
+    keys = [k for k, v in coarse.opt.state[coarse.params[0]].items() if torch.is_tensor(v) and v.shape ==
+            coarse.params[0].shape]
+    for key in keys:
+        moments = transfer.prolong([coarse.opt.state[p][key] for p in coarse.params])
+        for p_f, m in zip(fine.params, moments):
+            fine.opt.state[p_f][key] = m
