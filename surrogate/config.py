@@ -7,7 +7,8 @@ its section class, nowhere else):
 - ``models`` -> :class:`MLPConfig` / :class:`CNNConfig` per problem (``models.PROBLEM.KIND``)
 - ``train``  -> :class:`TrainConfig` (with ``train.fas`` ->
   :class:`surrogate.multilevel.FASConfig`); ``train.by_problem.PROBLEM``
-  overrides any train key for one problem
+  and then ``train.by_trainer.TRAINER`` override any train key for one
+  problem or one trainer
 - ``mc``     -> :class:`MCConfig`
 
 :func:`load` reads the file and the ``-S KEY=VALUE`` overrides once
@@ -241,21 +242,39 @@ class Params:
         """The config of one run; ``model``/``trainer`` are the CLI's (defaults: mlp, train.trainer)."""
         get_problem(problem)
         kind = Choice("mlp", tuple(MODELS)).check("--model", model or "mlp")
-        raw = _train_for(self.train_raw, problem)
         if trainer is not None:
-            raw["trainer"] = Choice("fas", TRAINERS).check("--trainer", trainer)
+            trainer = Choice("fas", TRAINERS).check("--trainer", trainer)
+        raw = _train_for(self.train_raw, problem, trainer)
         net = self.models.get(problem, {}).get(kind) or MODELS[kind]()
         return RunConfig(problem, self.data, net, TrainConfig.from_mapping(raw))
 
 
-def _train_for(train: Mapping, problem: str) -> dict:
-    """The ``train`` mapping with ``train.by_problem.PROBLEM`` merged in (nested sections key by key)."""
-    out = {k: copy.deepcopy(v) for k, v in train.items() if k != "by_problem"}
-    for key, value in ((train.get("by_problem") or {}).get(problem) or {}).items():
+#: Sections of ``train`` that override its keys for one problem or one trainer (applied in this order).
+OVERRIDE_GROUPS = {"by_problem": tuple(PROBLEMS), "by_trainer": TRAINERS}
+
+
+def _merge(out: dict, changes: Mapping) -> dict:
+    """``changes`` over ``out``, nested sections (``fas``, ``growth``) key by key."""
+    for key, value in changes.items():
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = {**out[key], **value}
         else:
             out[key] = copy.deepcopy(value)
+    return out
+
+
+def _train_for(train: Mapping, problem: str, trainer: str | None = None) -> dict:
+    """The ``train`` mapping with ``by_problem.PROBLEM``, then ``by_trainer.TRAINER`` merged in.
+
+    ``trainer``: the CLI's ``--trainer`` (None: ``train.trainer`` after the problem's overrides).
+    """
+    out = _merge({k: v for k, v in train.items() if k not in OVERRIDE_GROUPS},
+                 (train.get("by_problem") or {}).get(problem) or {})
+    if trainer is not None:
+        out["trainer"] = trainer
+    out = _merge(out, (train.get("by_trainer") or {}).get(out.get("trainer", TrainConfig().trainer)) or {})
+    if trainer is not None:
+        out["trainer"] = trainer
     return out
 
 
@@ -281,13 +300,15 @@ def load(params: str | Path | Mapping | None = None, overrides: list[str] | tupl
     train_raw = tree.get("train") or {}
     if not isinstance(train_raw, Mapping):
         raise ConfigError(f"train: {train_raw!r} is not allowed; need a mapping of keys to values")
-    by_problem = train_raw.get("by_problem") or {}
-    if not isinstance(by_problem, Mapping) or set(by_problem) - set(PROBLEMS):
-        raise ConfigError(f"train.by_problem: {by_problem!r} is not allowed; need a mapping with keys among "
-                          f"{', '.join(PROBLEMS)}")
-    for problem in by_problem:  # a bad key under any problem fails now, whichever problem runs
-        TrainConfig.from_mapping(_train_for(train_raw, problem), f"train.by_problem.{problem}")
-    train_base = {k: v for k, v in train_raw.items() if k != "by_problem"}
+    for group, allowed in OVERRIDE_GROUPS.items():
+        entries = train_raw.get(group) or {}
+        if not isinstance(entries, Mapping) or set(entries) - set(allowed):
+            raise ConfigError(f"train.{group}: {entries!r} is not allowed; need a mapping with keys among "
+                              f"{', '.join(allowed)}")
+        for key, changes in entries.items():  # a bad key in any entry fails now, whichever run this is
+            base = {k: v for k, v in train_raw.items() if k not in OVERRIDE_GROUPS}
+            TrainConfig.from_mapping(_merge(base, changes or {}), f"train.{group}.{key}")
+    train_base = {k: v for k, v in train_raw.items() if k not in OVERRIDE_GROUPS}
     return Params(data=DataConfig.from_mapping(tree.get("data")), models=_models(tree.get("models")),
                   train=TrainConfig.from_mapping(train_base), mc=MCConfig.from_mapping(tree.get("mc")),
                   train_raw=dict(train_raw))

@@ -74,6 +74,12 @@ def test_overrides_and_by_problem():
     assert cfg.train.weight_decay == 1e-6  # '1e-6' is a str for PyYAML; accepted as a number
     assert cfg.train.fas.pre == 2 and cfg.train.fas.rematch_every == 10
     assert cfg.train.fas.levels == 3
+    raw = {"train": {"lr": 0.01, "by_trainer": {"adam": {"lr": 0.001}}, "by_problem": {"darcy": {"trainer": "adam"}}}}
+    assert config.resolve(raw, problem="poisson", trainer="adam").train.lr == 0.001
+    assert config.resolve(raw, problem="poisson", trainer="sgd").train.lr == 0.01
+    assert config.resolve(raw, problem="darcy").train.lr == 0.001   # the problem's trainer, then its overrides
+    with pytest.raises(ConfigError, match="train.by_trainer.adam.lrr: unknown key"):
+        config.resolve({"train": {"by_trainer": {"adam": {"lrr": 1}}}}, problem="poisson")
     with pytest.raises(ConfigError, match="fas trainer needs levels >= 2"):
         config.resolve({}, problem="poisson", trainer="fas", overrides=["train.fas.levels=1"])
     with pytest.raises(ConfigError, match="--params: .*params.yaml does not exist"):
