@@ -7,7 +7,10 @@ values), then, for the same CNN and minibatches, times
 * ``loaded``: the splits encoded once onto the device (what training does when
   they fit ``data.memory_budget_mb``), then training steps;
 * ``streamed``: every minibatch read from its Zarr chunks (``StreamedArray``,
-  an LRU cache of chunks within the budget, here set far below the data size).
+  an LRU cache of chunks within the budget, here set far below the data size),
+  with the global shuffle (the same minibatches as loaded) and with
+  ``data.stream_order: chunks`` (chunk-local shuffles: each chunk read about
+  once per epoch).
 
 It prints samples per second of each and their ratio, and the store's size.
 
@@ -17,6 +20,7 @@ It prints samples per second of each and their ratio, and the store's size.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +29,7 @@ import numpy as np
 import torch
 
 from pde_data import store
+from pde_data.config import replace
 from surrogate import config
 from surrogate.dataset import load_dataset
 from surrogate.train import build_trainer
@@ -95,11 +100,14 @@ def main() -> None:
                                         "data.memory_budget_mb=16"])
         loaded, _ = rate(cfg, path, False, args.steps)
         streamed, was = rate(cfg, path, True, args.steps)
+        chunked, _ = rate(dataclasses.replace(cfg, data=replace(cfg.data, stream_order="chunks")), path, True,
+                          args.steps)
         assert was
         print(f"CNN conv [[16,7,4],[32,5,2],[32,3,2]] fc [128], batch {args.batch}, {args.steps} Adam steps, CPU")
-        print(f"  loaded    {loaded:9.0f} samples/s")
-        print(f"  streamed  {streamed:9.0f} samples/s   {streamed / loaded:.2f}x loaded "
-              f"(chunk {args.chunk}, LRU cache of 16 MiB)")
+        print(f"  loaded                          {loaded:9.0f} samples/s")
+        print(f"  streamed, global shuffle        {streamed:9.0f} samples/s   {streamed / loaded:.2f}x loaded")
+        print(f"  streamed, stream_order chunks   {chunked:9.0f} samples/s   {chunked / loaded:.2f}x loaded")
+        print(f"  (chunk {args.chunk} samples, cache 16 MiB)")
 
 
 if __name__ == "__main__":

@@ -90,7 +90,8 @@ def _comparable(cfg: Any) -> Any:
 #: The value of each key added after records were first written, that reproduces the behaviour before
 #: it existed: a record that lacks the key ran with that value.
 LEGACY_VALUES = {"train": {"schedule": "constant", "warmup": 0.05,
-                           "growth": {"levels": 1, "share": 0.2, "state": "reset"}}}
+                           "growth": {"levels": 1, "share": 0.2, "state": "reset"}},
+                 "data": {"stream_order": "global"}}
 
 
 def _with_new_defaults(old: Any, new: Any, defaults: Any) -> Any:

@@ -93,6 +93,7 @@ class DataConfig(Section):
     normalize: bool = option(Bool(True))                        # standardise with training-split mean/std
     target: dict = option(TargetChoice({}))                     # e.g. {darcy: Q+p}
     eval_batch_size: int = option(Int(1000, low=1))
+    stream_order: str = option(Choice("global", ("global", "chunks")))  # streamed data: minibatch order
 
     def target_of(self, problem: str) -> str:
         return self.target.get(problem, get_problem(problem).default_target)

@@ -166,9 +166,17 @@ class Dataset:
     splits: dict[str, Split]
     streamed: bool
     split_index: dict[str, np.ndarray]
+    budget_bytes: float = 0.0
 
     def __getitem__(self, name: str) -> Split:
         return self.splits[name]
+
+    def chunk_window(self) -> tuple[int, int]:
+        """(samples per chunk, chunks per shuffle window) of the ``stream_order: chunks`` order: a window
+        is half of what the streaming cache holds, so a window's chunks stay cached while it is drawn."""
+        chunk = int(self.store.array(self.layout.inputs[0]).chunks[0])
+        per_chunk = chunk * encoded_bytes(self.layout, 1)
+        return chunk, max(int(self.budget_bytes // (2 * per_chunk)), 1)
 
 
 def load_dataset(store: StoreReader | Any, *, data: DataConfig, flat: bool, device: torch.device | str = "cpu",
@@ -214,4 +222,4 @@ def load_dataset(store: StoreReader | Any, *, data: DataConfig, flat: bool, devi
                 ys.append(codec.encode_targets(fields, device))
             X, Y = torch.cat(xs), torch.cat(ys)
         out[s] = Split(s, idx, X, Y)
-    return Dataset(store, layout, codec, out, streamed, split_index)
+    return Dataset(store, layout, codec, out, streamed, split_index, budget)

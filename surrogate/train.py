@@ -65,7 +65,9 @@ def build_trainer(cfg: RunConfig, net: torch.nn.Module, dataset: Dataset, device
 
     t = cfg.train
     train = dataset["train"]
-    batches = ml.MinibatchStream(len(train), min(t.batch_size, len(train)), seed=t.seed, device=device)
+    block, window = dataset.chunk_window() if dataset.streamed and cfg.data.stream_order == "chunks" else (1, 1)
+    batches = ml.MinibatchStream(len(train), min(t.batch_size, len(train)), seed=t.seed, device=device,
+                                 block=block, window=window)
 
     def final(fine: torch.nn.Module) -> ml.FASTrainer:
         return ml.FASTrainer(ml.build_hierarchy(fine, config=t.fas, seed=t.seed), train.X, train.Y, batches, t.fas,

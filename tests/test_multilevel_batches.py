@@ -86,3 +86,18 @@ def test_tau_uses_exactly_the_minibatches_the_coarse_level_smooths_on(monkeypatc
     walked = torch.cat(drawn)
     for e in range(len(walked) // n):
         assert sorted(walked[e * n:(e + 1) * n].tolist()) == list(range(n))
+
+
+def test_chunk_local_order_visits_every_sample_once_and_few_chunks_per_window():
+    for seed in range(5):
+        stream = MinibatchStream(100, 10, seed=seed, block=8, window=2)
+        epoch = torch.cat(stream.take(10)).tolist()
+        assert sorted(epoch) == list(range(100))
+        blocks = [i // 8 for i in epoch]
+        first_seen = list(dict.fromkeys(blocks))
+        for k in range(0, len(first_seen), 2):   # the samples of a window of 2 blocks come together
+            window = set(first_seen[k:k + 2])
+            positions = [p for p, b in enumerate(blocks) if b in window]
+            assert positions == list(range(positions[0], positions[0] + len(positions)))
+    plain = MinibatchStream(100, 10, seed=3)
+    assert torch.equal(torch.cat(plain.take(10)), torch.cat(MinibatchStream(100, 10, seed=3, block=1).take(10)))

@@ -318,3 +318,16 @@ def test_nested_iteration_grows_from_the_coarsest_net(stores, tmp_path):
     assert s["best"]["mse_at_wu"] >= grown[0]["work_units"]   # best.pt is a fine network
     _, meta = read_model_file(tmp_path / "m" / "best.pt")
     assert meta["arch"]["widths"] == [192, 8, 8, 64]
+
+
+def test_chunk_order_streaming_trains_and_resumes(stores, tmp_path):
+    over = ["data.memory_budget_mb=0.001", "data.stream_order=chunks", "train.budget_wu=24",
+            "train.checkpoint_every_wu=8"]
+    a = train(cfg_for("poisson", "mlp", "adam", over), stores["poisson"], tmp_path / "a", progress=False,
+              live=False, verbose=False)
+    assert a["data_streamed"] and a["best"]["mse"] < a["history"][0]["val"]["mse"]
+    b = train(cfg_for("poisson", "mlp", "adam", [*over, "train.budget_wu=12"]), stores["poisson"], tmp_path / "b",
+              progress=False, live=False, verbose=False)
+    train(cfg_for("poisson", "mlp", "adam", over), stores["poisson"], tmp_path / "b", resume=True, progress=False,
+          live=False, verbose=False)
+    assert b["work_units"] == 12 and states_equal(tmp_path / "a" / "final.pt", tmp_path / "b" / "final.pt")

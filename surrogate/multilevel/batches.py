@@ -19,15 +19,23 @@ class MinibatchStream:
     epoch e is drawn on the CPU from a generator seeded with (seed, e), so a
     stream resumes exactly from :meth:`state_dict`; it is copied to
     ``device`` once per epoch.
+
+    With ``block`` > 1 (data streamed from chunks of ``block`` consecutive
+    samples) the epoch's order is chunk-local instead: the blocks in random
+    order, the samples shuffled within each run of ``window`` consecutive
+    blocks, so that every chunk is read about once per epoch with a cache of
+    ``window`` chunks.
     """
 
-    def __init__(self, n_samples: int, batch_size: int, seed: int = 0, device: str | torch.device = "cpu"):
+    def __init__(self, n_samples: int, batch_size: int, seed: int = 0, device: str | torch.device = "cpu",
+                 block: int = 1, window: int = 1):
         if int(n_samples) < 1 or int(batch_size) < 1:
             raise ValueError(f"n_samples = {n_samples!r}, batch_size = {batch_size!r}: both must be >= 1")
         self.n_samples = int(n_samples)
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.device = torch.device(device)
+        self.block, self.window = max(int(block), 1), max(int(window), 1)
         self.epoch = 0
         self.pos = 0
         self._perm = self._permutation()
@@ -38,7 +46,13 @@ class MinibatchStream:
 
     def _permutation(self) -> torch.Tensor:
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
-        perm = torch.randperm(self.n_samples, generator=g)
+        if self.block == 1:
+            perm = torch.randperm(self.n_samples, generator=g)
+        else:
+            starts = (torch.randperm(-(-self.n_samples // self.block), generator=g) * self.block).tolist()
+            windows = [torch.cat([torch.arange(a, min(a + self.block, self.n_samples)) for a in group])
+                       for group in (starts[i:i + self.window] for i in range(0, len(starts), self.window))]
+            perm = torch.cat([w[torch.randperm(len(w), generator=g)] for w in windows])
         if self.device.type == "cuda":
             return perm.pin_memory().to(self.device, non_blocking=True)
         return perm.to(self.device)
