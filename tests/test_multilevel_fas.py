@@ -113,9 +113,11 @@ def test_adam_state_is_restricted_and_the_step_count_copied():
     tr._smooth(0, tr.stream.take(3))
     fine, coarse, t = tr.levels[0], tr.levels[1], tr.hier.transfers[0]
     tr._restrict(0)
-    for key in ("exp_avg", "exp_avg_sq"):
-        for p_c, v in zip(coarse.params, t.restrict([fine.opt.state[p][key] for p in fine.params])):
-            torch.testing.assert_close(coarse.opt.state[p_c][key], v)
+    m = t.restrict_grad([fine.opt.state[p]["exp_avg"] for p in fine.params])            # m_c = R m
+    s = t.restrict_grad([fine.opt.state[p]["exp_avg_sq"].sqrt() for p in fine.params])  # sqrt(v_c) = R sqrt(v)
+    for p_c, m_c, s_c in zip(coarse.params, m, s):
+        torch.testing.assert_close(coarse.opt.state[p_c]["exp_avg"], m_c)
+        torch.testing.assert_close(coarse.opt.state[p_c]["exp_avg_sq"], s_c ** 2)
     assert all(coarse.opt.state[p]["step"] == 3 for p in coarse.params)
 
 
@@ -282,7 +284,7 @@ def test_run_spends_the_budget():
 
 
 def test_rematch_that_changes_widths_rebuilds_the_coarse_level():
-    tr = make_trainer(2, MLP([8, 6, 6, 2]), rematch_every=1)
+    tr = make_trainer(2, MLP([8, 6, 6, 2]), rematch_every=1, match="before")  # matches the weights set below
     tr.cycle()
     old_net, old_cost = tr.hier.nets[1], tr._counter.cost[1]["flops"]
     with torch.no_grad():                     # orthogonal rows have strength 0: no pairs at theta = 0
@@ -292,3 +294,23 @@ def test_rematch_that_changes_widths_rebuilds_the_coarse_level():
     assert tr.levels[1].net is tr.hier.nets[1]
     assert tr._counter.cost[1]["flops"] > old_cost
     assert all(math.isfinite(v) for v in tr.level_losses())
+
+
+@pytest.mark.parametrize("match, steps_before_rematch", [("before", 0), ("after", 3)])
+def test_matching_before_or_after_pre_smoothing(match, steps_before_rematch):
+    tr = make_trainer(2, rematch_every=1, pre=3, coarse=2, post=1, match=match)
+    tr.cycle()
+    seen = {"fine_steps": 0, "at_rematch": None}
+    step, rematch = tr.levels[0].step, tr.hier.rematch
+
+    def counting_step(idx):
+        seen["fine_steps"] += 1
+        step(idx)
+
+    def recording_rematch():
+        seen["at_rematch"] = seen["fine_steps"]
+        rematch()
+
+    tr.levels[0].step, tr.hier.rematch = counting_step, recording_rematch
+    tr.cycle()
+    assert seen["at_rematch"] == steps_before_rematch   # Algorithm 2 matches the pre-smoothed weights

@@ -53,6 +53,7 @@ class FASConfig(Section):
     interpolation: str = option(Choice("plain", ("plain", "rownorm")))   # eq. (32) | eq. (34)
     order: str = option(Choice("natural", ("natural", "random")))        # HEM visiting order
     rematch_every: int = option(Int(50, low=1))                  # cycles between matchings, sec. 6.1.3
+    match: str = option(Choice("after", ("after", "before")))  # rematch after (Alg. 2) or before pre-smoothing
 
 
 @dataclass(frozen=True)

@@ -4,13 +4,15 @@ One cycle at level l, as in Algorithm 2 with the coarse solve replaced by
 the same cycle one level down::
 
     x <- smooth(x, g)                                   pre-smoothing
+    (every rematch_every cycles: heavy edge matching    section 6.1.3, on the
+     of the pre-smoothed weights)                       level-0 weights; match "before": at the cycle's start
     repeat once (V), twice (W), or F then V (F):
-        x_c <- Pi x,  m_c <- Pi m                       (25), section 6.1.2
+        x_c <- Pi x,  m_c <- Pi m                       (25), section 6.1.2; Adam: R m, see optim.py
         tau <- grad g_c(Pi x) - R grad g(x)             (35), on the m minibatches
                                                         the coarse level smooths on
         x_c <- cycle(x_c, g_c(x_c) - gamma x_c^T tau)   (3), section 6.1.4
         x <- x + alpha_p P(x_c - Pi x)                  (4)
-        m <- m + alpha_m P(m_c - Pi m)                  (36), SGD momentum (see optim.py)
+        m <- m + alpha_m P(m_c - Pi m)                  (36), SGD momentum; Adam: on its velocity (optim.py)
     x <- smooth(x, g)                                   post-smoothing
 
 and on the coarsest level ``x <- smooth(x, g)`` with ``coarse`` steps.
@@ -145,8 +147,8 @@ class FASTrainer:
         if len(self.levels) == 1:
             self._smooth(0, self.stream.take(1))
         else:
-            if self.cycles > 0 and self.cycles % self.config.rematch_every == 0:
-                self.hier.rematch()                   # heavy edge matching, section 6.1.3
+            if self.config.match == "before" and self._rematch_due():
+                self._rematch()
             self._bind_levels()
             self._cycle(0, self.config.cycle)
         self.cycles += 1
@@ -160,6 +162,14 @@ class FASTrainer:
             self.cycle()
         return self.work
 
+    def _rematch_due(self) -> bool:
+        return self.cycles > 0 and self.cycles % self.config.rematch_every == 0
+
+    def _rematch(self) -> None:
+        """Heavy edge matching of every level from the current weights (section 6.1.3)."""
+        self.hier.rematch()
+        self._bind_levels()
+
     def _cycle(self, l: int, kind: str) -> None:
         """Algorithm 2 at level l: smooth, then coarse corrections, then smooth."""
         level = self.levels[l]
@@ -167,6 +177,8 @@ class FASTrainer:
             self._smooth(l, level.batches)
             return
         self._smooth(l, self._smoothing_batches(l, 0, self.config.pre))
+        if l == 0 and self.config.match == "after" and self._rematch_due():
+            self._rematch()                           # on the pre-smoothed weights, as in Algorithm 2
         for coarse_kind in COARSE_VISITS[kind]:
             self._restrict(l)
             self._tau_correction(l)
@@ -187,7 +199,8 @@ class FASTrainer:
         return self.levels[l].batches[start:start + count]
 
     def _restrict(self, l: int) -> None:
-        """x_c <- Pi x, m_c <- Pi m (eq. (25), section 6.1.2); Pi x and Pi m are kept for (4), (36)."""
+        """x_c <- Pi x and the coarse optimizer state (eq. (25), section 6.1.2; optim.py); Pi x and what
+        :func:`prolong_momentum` needs (Pi m, or Adam's coarse velocity) are kept for (4), (36)."""
         fine, coarse, transfer = self.levels[l], self.levels[l + 1], self.hier.transfers[l]
         coarse.pi_x = transfer.restrict(fine.params)
         with torch.no_grad():
@@ -218,7 +231,7 @@ class FASTrainer:
         coarse.shift = shift
 
     def _prolong(self, l: int) -> None:
-        """x <- x + alpha_p P(x_c - Pi x) (4) and m <- m + alpha_m P(m_c - Pi m) (36)."""
+        """x <- x + alpha_p P(x_c - Pi x) (4) and the optimizer state's correction (36), see optim.py."""
         fine, coarse, transfer = self.levels[l], self.levels[l + 1], self.hier.transfers[l]
         with torch.no_grad():
             diff = torch._foreach_sub(coarse.params, coarse.pi_x)

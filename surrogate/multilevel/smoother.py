@@ -38,7 +38,7 @@ class Level:
         self.shift: list[torch.Tensor] | None = None
         self.batches: list[torch.Tensor] = []
         self.pi_x: list[torch.Tensor] = []            # Pi x of the finer level at the last restriction
-        self.pi_m: list[torch.Tensor] | None = None   # Pi m likewise
+        self.pi_m: list[torch.Tensor] | None = None   # Pi m (SGD) or the restricted Adam velocity, for (36)
         self.loss_sum = torch.zeros((), device=self.params[0].device)
         self.loss_count = 0
 
