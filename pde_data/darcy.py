@@ -14,7 +14,9 @@ side (outflow), no flow through top and bottom.
 
 Permeability k = exp(log_k), piecewise constant on the n x n structured
 quadrilateral cells; log_k is a Gaussian random field sampled exactly on the
-cell centres (:mod:`pde_data.fields`).
+cell centres (:mod:`pde_data.fields`): by circulant embedding (``method: fft``,
+the default, any n) or by a dense Cholesky factor (``method: cholesky``, the
+reference, n <= ~64).
 
 Outputs and sign conventions (n is the *outward* unit normal of D):
 
@@ -36,6 +38,12 @@ Forms are compiled once; each solve writes k^-1 into a DQ0 coefficient,
 re-assembles the matrix into the same PETSc object and refactorises it with
 one reused direct solver (MUMPS where available). The right-hand side does
 not depend on k and is assembled once.
+
+Sizes: MUMPS LU holds to n = 256 (about 0.3 s per sample there, docs/GRIDS.md,
+and 0.35 GB peak memory per process); the FFT field costs a few ms. Beyond n ~ 512 (LU: ~2 s,
+1 GB) an iterative solver for the saddle-point system (e.g. MINRES with a
+block-diagonal H(div) / Schur-complement preconditioner) would be the next
+step; none is offered or was tried, since LU holds up to n = 256.
 """
 
 from __future__ import annotations
@@ -58,8 +66,16 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from pde_data.config import Choice, ConfigError, Float, Int, Spec
-from pde_data.fields import FIELD_PARAMS, LOG_FLOAT64_MAX, GaussianRandomField, cell_centres, check_field_params
-from pde_data.lu import direct_solver
+from pde_data.fields import (
+    FIELD_PARAMS,
+    LOG_FLOAT64_MAX,
+    GaussianRandomField,
+    cell_centres,
+    check_budget,
+    check_field_params,
+    describe_method,
+)
+from pde_data.lu import direct_solver, solver_name
 
 SIDES = ("left", "right", "bottom", "top")
 _SIDE_TAG = {"left": 1, "right": 2, "bottom": 3, "top": 4}
@@ -76,7 +92,8 @@ class DarcyProblem:
 
     Keyword parameters (the ``darcy:`` section of params.yaml, see :attr:`PARAMS`):
     ``n`` cells per side; field ``kernel``, ``mean``, ``variance``, ``length``,
-    ``nu`` (Matern smoothness, used only with kernel ``matern``); boundary
+    ``nu`` (Matern smoothness, used only with kernel ``matern``), ``method``
+    (sampler: ``fft`` or ``cholesky``); boundary
     ``inflow``/``outflow`` sides with pressures ``p_in``/``p_out``.
     """
 
@@ -84,7 +101,7 @@ class DarcyProblem:
     schema_version: ClassVar[int] = 1
     PARAMS: ClassVar[dict[str, Spec]] = {
         "n": Int(32, low=1),  # cells per side: n x n quadrilaterals, images are n x n
-        **FIELD_PARAMS,  # kernel, mean, variance, length, nu of log_k
+        **FIELD_PARAMS,  # kernel, mean, variance, length, nu of log_k; method: its sampler
         "inflow": Choice("left", SIDES),
         "outflow": Choice("right", SIDES),
         "p_in": Float(1.0),  # pressure on the inflow side
@@ -97,7 +114,8 @@ class DarcyProblem:
             raise TypeError(f"DarcyProblem got unknown parameter {unknown[0]!r}; allowed: {', '.join(self.PARAMS)}")
         p = {key: spec.check(f"darcy.{key}", params.get(key, spec.default)) for key, spec in self.PARAMS.items()}
         # Field parameters: positivity, kernel/nu, overflow of k (nu is None unless kernel is matern).
-        p.update(check_field_params(p["kernel"], p["mean"], p["variance"], p["length"], p["nu"], prefix="darcy."))
+        p.update(check_field_params(p["kernel"], p["mean"], p["variance"], p["length"], p["nu"], prefix="darcy.",
+                                    method=p["method"]))
         if p["inflow"] == p["outflow"]:
             raise ConfigError(
                 f"darcy.outflow: {p['outflow']!r} is the inflow side too; "
@@ -106,6 +124,10 @@ class DarcyProblem:
         self.params = p
         n = p["n"]
         self._field: GaussianRandomField | None = None
+        if p["method"] == "fft":
+            self._field = self._make_field()  # cheap: a bad length or n fails here, not at the first draw
+        else:  # the factor takes O(n^6): only on first draw, but a grid beyond the memory budget fails now
+            check_budget(n, "cholesky", prefix="darcy.")
         self.sample_arrays = {
             "log_k": ((n, n), "float32"),
             "p": ((n, n), "float32"),
@@ -123,8 +145,10 @@ class DarcyProblem:
             "boundary": f"p = {p['p_in']} on {p['inflow']}, p = {p['p_out']} on {p['outflow']}, "
             f"q.n = 0 on {' and '.join(walls)}",
             "qoi": "Q = (1/|G_out|) int_G_out q.n ds (n outward); Q_in = -(1/|G_in|) int_G_in q.n ds; Q == Q_in",
-            "field": "log_k = mean + L xi, L the Cholesky factor of the cell-centre covariance "
-            "(+ 1e-10 * variance on the diagonal, x10 until it factorises), xi ~ N(0, I); float32-rounded",
+            "field": {
+                **(self._field.describe() if self._field else {"method": p["method"], "sampling": describe_method(p["method"])}),
+                "stored": "log_k rounded to float32 (the values solved with)",
+            },
         }
 
         # 1. Mesh, spaces: mixed RTCF1 x DQ0, and DQ0 for the coefficient k^-1.
@@ -185,6 +209,7 @@ class DarcyProblem:
 
         # 7. One direct solver, refactorised (numerically) when A changes.
         self.ksp = direct_solver(self.A, pivoting=True)
+        self.mesh["solver"] = solver_name(self.ksp)
 
         # 8. Cell <-> image maps: image index (row * n + col) of each cell,
         #    the k^-1 dof of each image pixel, the pressure dof (in W) of each pixel.
@@ -205,12 +230,16 @@ class DarcyProblem:
 
     # -- the family interface -------------------------------------------------
 
+    def _make_field(self) -> GaussianRandomField:
+        p = self.params
+        return GaussianRandomField(p["n"], p["kernel"], p["mean"], p["variance"], p["length"], p["nu"], p["method"],
+                                   prefix="darcy.")
+
     @property
     def field(self) -> GaussianRandomField:
-        """The log-permeability field (factorised on first use, once per problem)."""
+        """The log-permeability field (built at construction for fft, on first use for cholesky)."""
         if self._field is None:
-            p = self.params
-            self._field = GaussianRandomField(p["n"], p["kernel"], p["mean"], p["variance"], p["length"], p["nu"])
+            self._field = self._make_field()
         return self._field
 
     def store_arrays(self) -> dict[str, np.ndarray]:

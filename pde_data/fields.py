@@ -19,23 +19,36 @@ where, with ``r = |x - x'|`` the Euclidean distance,
 the same kind of correlation length for every kernel; only the half-integer
 smoothness values have closed forms, so only those are accepted).
 
-Sampling method: **exact** on the cell centres (no SPDE approximation). The
-N x N covariance matrix of the N = n^2 centres (plus a small diagonal
-"jitter" ``jitter * variance``, needed because the smooth kernels give
-numerically semi-definite matrices) is factorised once, ``C = L L^T``
-(Cholesky), and each sample is ``u = mean + L xi`` with ``xi ~ N(0, I_N)``
-drawn from the sample's own generator. The jitter starts at 1e-10 (relative
-to the variance) and is multiplied by 10 until the factorisation succeeds
-(at most 1e-6); the value used is part of :meth:`GaussianRandomField.describe`.
-Its effect on the statistics is a white-noise nugget of that relative size.
+Sampling methods (``method``, a key of :data:`FIELD_PARAMS`):
 
-Reproducibility: the factorisation and the matrix-vector product use a
-column-by-column Cholesky written with ``numpy.einsum`` (no BLAS), so the
-factor, and hence sample i, are bit-for-bit the same whatever the number of
-BLAS threads or MPI ranks (threaded LAPACK gives thread-count dependent
-round-off). Cost for n = 32 (N = 1024): ~0.1 s once, ~0.3 ms per sample;
-n = 64: ~10 s once, ~5 ms per sample (O(N^3) once, O(N^2) per sample: exact
-sampling is meant for the paper's grids, n <= 64).
+``fft`` (default)
+    Circulant embedding (:mod:`pde_data.circulant`): the cell-centre grid is
+    the corner of a periodic m x m torus, padded until the torus covariance is
+    non-negative definite, so the samples have *exactly* the kernel's
+    covariance on the cells (the smallest eigenvalue and, when the padding
+    limit forces clipping, the covariance error are in :meth:`describe`).
+    O(m^2 log m) per field with m ~ 2-4 n (default kernel: n = 128, m = 320,
+    ~1.6 ms); any n that fits the memory budget.
+
+``cholesky`` (the reference, n <= ~64)
+    The N x N covariance of the N = n^2 centres (plus a diagonal "jitter"
+    ``jitter * variance``, needed because the smooth kernels give numerically
+    semi-definite matrices) is factorised once, ``C = L L^T``, and each sample
+    is ``u = mean + L xi``. The jitter starts at 1e-10 (relative to the
+    variance) and is multiplied by 10 until the factorisation succeeds (at
+    most 1e-6); its effect is a white-noise nugget of that relative size. The
+    factorisation and the product use ``numpy.einsum`` (no BLAS), so the
+    factor is the same whatever the number of BLAS threads. Cost: O(N^3) once
+    (n = 64: 6-20 s), O(N^2) per sample (n = 64: ~12 ms), 3 N^2 doubles of memory.
+
+Both methods draw one array of standard normals per sample (``noise_shape``)
+from the sample's own generator and map it deterministically
+(:meth:`GaussianRandomField.from_normals`), so sample i is bit-for-bit the
+same whatever the number of MPI ranks or threads. The two methods give the
+same distribution, not the same numbers.
+
+A grid whose sampler would exceed ``memory_mb`` (default
+:data:`MEMORY_BUDGET_MB`) is refused with a :class:`~pde_data.config.ConfigError`.
 
 Sample i of a store is ``field.sample(numpy.random.default_rng(SeedSequence((seed, i))))``
 (:func:`sample_rng`), so it depends on (seed, i) alone.
@@ -52,6 +65,7 @@ from typing import Any
 
 import numpy as np
 
+from pde_data.circulant import CirculantEmbedding, embedding_bytes, fast_size
 from pde_data.config import Choice, ConfigError, Float, Spec
 
 #: Kernel names accepted by :class:`GaussianRandomField`.
@@ -65,6 +79,11 @@ LOG_FLOAT64_MAX = float(np.log(np.finfo(np.float64).max))  # 709.78
 #: [-LOG_FLOAT32_MAX, LOG_FLOAT32_MAX] is refused (P(|z| > 8) ~ 1e-15 per cell).
 OVERFLOW_SIGMAS = 8.0
 
+#: Sampling methods: circulant embedding (FFT) and the dense Cholesky reference.
+METHODS = ("fft", "cholesky")
+#: Default memory budget of one sampler (its set-up and one draw), in MB.
+MEMORY_BUDGET_MB = 1024.0
+
 #: The field's keys of a params.yaml section (``darcy:``, ``mc.field``), with their defaults;
 #: :func:`check_field_params` checks them together.
 FIELD_PARAMS: dict[str, Spec] = {
@@ -73,6 +92,7 @@ FIELD_PARAMS: dict[str, Spec] = {
     "variance": Float(1.0),  # variance of log_k (> 0)
     "length": Float(0.2),  # correlation length (> 0)
     "nu": Float(1.5),  # Matern smoothness, one of 0.5, 1.5, 2.5 (kernel matern only)
+    "method": Choice("fft", METHODS),  # sampler: fft (circulant embedding) | cholesky (reference, n <= ~64)
 }
 
 _JITTER_START = 1e-10
@@ -81,14 +101,14 @@ _ROW_BLOCK = 128
 
 
 def check_field_params(
-    kernel: Any, mean: Any, variance: Any, length: Any, nu: Any = None, prefix: str = ""
+    kernel: Any, mean: Any, variance: Any, length: Any, nu: Any = None, prefix: str = "", *, method: Any = "fft"
 ) -> dict[str, Any]:
     """Check the field parameters; returns them normalised (``nu`` is None unless kernel is matern).
 
     Raises :class:`~pde_data.config.ConfigError` naming ``prefix + key``, the
-    value and what is allowed: unknown kernel, non-positive variance or length,
-    a Matern smoothness without closed form, or a mean/variance for which
-    k = exp(log_k) would overflow float32 within 8 standard deviations.
+    value and what is allowed: unknown kernel or method, non-positive variance
+    or length, a Matern smoothness without closed form, or a mean/variance for
+    which k = exp(log_k) would overflow float32 within 8 standard deviations.
     """
 
     def number(key: str, value: Any) -> float:
@@ -96,6 +116,7 @@ def check_field_params(
 
     if kernel not in KERNELS:
         raise ConfigError(f"{prefix}kernel: {kernel!r} is unknown; need one of {', '.join(KERNELS)}")
+    method = FIELD_PARAMS["method"].check(f"{prefix}method", method)
     mean = number("mean", mean)
     variance = number("variance", variance)
     length = number("length", length)
@@ -120,7 +141,7 @@ def check_field_params(
             f"{LOG_FLOAT32_MAX:.4g} = log(float32 max); "
             f"need |mean| + {OVERFLOW_SIGMAS:g} sqrt(variance) <= {LOG_FLOAT32_MAX:.4g}"
         )
-    return {"kernel": kernel, "mean": mean, "variance": variance, "length": length, "nu": nu}
+    return {"kernel": kernel, "mean": mean, "variance": variance, "length": length, "nu": nu, "method": method}
 
 
 def correlation(r: np.ndarray, kernel: str, length: float, nu: float | None = None) -> np.ndarray:
@@ -150,6 +171,33 @@ def sample_rng(seed: int, i: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence((int(seed), int(i))))
 
 
+def sampler_bytes(n: int, method: str) -> int:
+    """Estimated peak memory of the smallest sampler of ``method`` on n x n cells."""
+    if method == "cholesky":
+        return 3 * 8 * (n * n) ** 2  # covariance, its lag-indexed construction, factor
+    return embedding_bytes(fast_size(max(2 * (n - 1), 2)))
+
+
+def check_budget(n: int, method: str, memory_mb: float = MEMORY_BUDGET_MB, prefix: str = "") -> None:
+    """ConfigError naming ``prefix + "n"`` when the smallest sampler of ``method`` needs more than ``memory_mb``."""
+    need = sampler_bytes(n, method)
+    if need > memory_mb * 2**20:
+        hint = "; use method fft" if method == "cholesky" else ""
+        raise ConfigError(
+            f"{prefix}n: {n} is too large for the {method} sampler: it needs about {need / 2**20:.0f} MB; "
+            f"need at most {memory_mb:g} MB (the memory budget){hint}"
+        )
+
+
+def describe_method(method: str) -> str:
+    """One line on how ``method`` samples (for store attributes)."""
+    if method == "cholesky":
+        return ("exact: Cholesky factor L of the cell-centre covariance (+ jitter * variance on the diagonal), "
+                "computed once; sample = mean + L xi, xi ~ N(0, I) from the sample's generator")
+    return ("exact: circulant embedding on a padded m x m torus (non-negative definite up to round-off), "
+            "sample = mean + corner of irfft2(sqrt(eigenvalues / m^2) * w * complex normals); pde_data.circulant")
+
+
 def _matvec(a: np.ndarray, x: np.ndarray) -> np.ndarray:
     """``a @ x`` without BLAS, so that the round-off does not depend on the thread count."""
     return np.einsum("ik,k->i", a, x)
@@ -167,12 +215,34 @@ def _cholesky(c: np.ndarray) -> np.ndarray | None:
     return factor
 
 
+def _jittered_cholesky(covariance: np.ndarray, variance: float, what: str) -> tuple[np.ndarray, float]:
+    """(factor, relative jitter): the Cholesky factor of ``covariance`` + the smallest jitter that factorises."""
+    jitter = _JITTER_START
+    diagonal = np.arange(len(covariance))
+    while True:
+        c = covariance.copy()
+        c[diagonal, diagonal] += jitter * variance
+        factor = _cholesky(c)
+        if factor is not None:
+            return factor, jitter
+        if jitter >= _JITTER_MAX:
+            raise RuntimeError(f"covariance of {what} is not positive definite even with a relative jitter of {jitter:g}")
+        jitter *= 10.0
+
+
 class GaussianRandomField:
     """Exact sampler of a Gaussian random field on the n x n cell centres of the unit square.
 
     ``field.sample(rng)`` returns an (n, n) float64 array (row = y, col = x) with
-    mean ``mean`` and covariance ``variance * rho(r / length)`` between cells;
-    ``field.covariance`` is the N x N target covariance (without jitter).
+    mean ``mean`` and covariance ``variance * rho(r / length)`` between cells.
+    ``method`` is ``"fft"`` (circulant embedding, ``field.embedding``) or
+    ``"cholesky"`` (dense factor ``field.factor``); ``memory_mb`` bounds the
+    sampler's memory, ``max_padding`` the FFT torus (:mod:`pde_data.circulant`),
+    ``prefix`` (e.g. ``"darcy."``) the keys that errors name.
+
+    ``noise_shape``: the standard normals one sample draws; ``from_normals``
+    maps them (or a batch (B, *noise_shape)) to fields. ``covariance`` (the
+    N x N target) and, for either method, ``factor`` are computed on first use.
     """
 
     def __init__(
@@ -183,57 +253,96 @@ class GaussianRandomField:
         variance: float = 1.0,
         length: float = 0.2,
         nu: float | None = 1.5,
+        method: str = "fft",
+        *,
+        memory_mb: float = MEMORY_BUDGET_MB,
+        max_padding: float | None = None,
+        prefix: str = "",
     ):
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
-            raise ConfigError(f"n: {n!r} is not allowed; need an integer >= 1")
-        p = check_field_params(kernel, mean, variance, length, nu)
+            raise ConfigError(f"{prefix}n: {n!r} is not allowed; need an integer >= 1")
+        p = check_field_params(kernel, mean, variance, length, nu, prefix, method=method)
         self.n = int(n)
-        self.kernel, self.mean, self.variance, self.length, self.nu = (
-            p["kernel"], p["mean"], p["variance"], p["length"], p["nu"]
+        self.kernel, self.mean, self.variance, self.length, self.nu, self.method = (
+            p["kernel"], p["mean"], p["variance"], p["length"], p["nu"], p["method"]
         )
-        x, y = cell_centres(self.n)
-        x, y = x.ravel(), y.ravel()
-        r = np.hypot(x[:, None] - x[None, :], y[:, None] - y[None, :])
-        self.covariance = self.variance * correlation(r, self.kernel, self.length, self.nu)
-        # Factorise once; grow the jitter until the Cholesky succeeds.
-        jitter = _JITTER_START
-        while True:
-            factor = _cholesky(self.covariance + np.diag(np.full(len(r), jitter * self.variance)))
-            if factor is not None:
-                break
-            if jitter >= _JITTER_MAX:
-                raise RuntimeError(
-                    f"covariance of kernel {self.kernel!r} (length {self.length}) is not positive definite "
-                    f"even with a relative jitter of {jitter:g}"
-                )
-            jitter *= 10.0
-        self.jitter = jitter
-        self.factor = factor
+        self.memory_mb = float(memory_mb)
+        self._prefix = prefix
+        self._covariance: np.ndarray | None = None
+        self._factor: np.ndarray | None = None
+        self.jitter: float | None = None
+        self.embedding: CirculantEmbedding | None = None
+        check_budget(self.n, self.method, self.memory_mb, prefix)
+        if self.method == "fft":
+            extra = {} if max_padding is None else {"max_padding": max_padding}
+            self.embedding = CirculantEmbedding(self.n, self.correlation, memory_mb=self.memory_mb,
+                                                name=f"{prefix}length", **extra)
+            self.noise_shape: tuple[int, ...] = self.embedding.noise_shape
+        else:
+            self.noise_shape = (self.n * self.n,)
+            self.factor  # noqa: B018 - factorise now: the reference method is exact by construction
+
+    def correlation(self, r: np.ndarray) -> np.ndarray:
+        """rho(r) of this field's kernel and length (unit variance)."""
+        return correlation(r, self.kernel, self.length, self.nu)
+
+    @property
+    def covariance(self) -> np.ndarray:
+        """The N x N target covariance of the cells (row-major cell order), built on first use."""
+        if self._covariance is None:
+            n = self.n
+            check_budget(n, "cholesky", self.memory_mb, self._prefix)  # the dense covariance is most of it
+            lag = np.arange(n)
+            table = self.variance * self.correlation(np.hypot(lag[:, None], lag[None, :]) / n)  # [d_row, d_col]
+            d = np.abs(lag[:, None] - lag[None, :])
+            # C[(r1, c1), (r2, c2)] = table[|r1 - r2|, |c1 - c2|]
+            self._covariance = table[d][:, :, d].transpose(0, 2, 1, 3).reshape(n * n, n * n)
+        return self._covariance
+
+    @property
+    def factor(self) -> np.ndarray:
+        """Lower Cholesky factor of ``covariance`` + ``jitter * variance`` I (the reference sampler's; O(N^3))."""
+        if self._factor is None:
+            what = f"kernel {self.kernel!r} (length {self.length})"
+            self._factor, self.jitter = _jittered_cholesky(self.covariance, self.variance, what)
+        return self._factor
 
     def describe(self) -> dict[str, Any]:
         """JSON-serialisable description of the field and its sampler (for store attributes)."""
-        return {
+        out = {
             "kernel": self.kernel,
             "mean": self.mean,
             "variance": self.variance,
             "length": self.length,
             "nu": self.nu,
             "points": f"{self.n} x {self.n} cell centres ((col + .5) / n, (row + .5) / n)",
-            "method": "exact: Cholesky factor L of the cell-centre covariance (+ jitter * variance on the "
-            "diagonal), computed once; sample = mean + L xi, xi ~ N(0, I) from the sample's generator",
-            "jitter": self.jitter,
+            "method": self.method,
+            "sampling": describe_method(self.method),
         }
+        if self.embedding is not None:
+            return {**out, **self.embedding.describe()}
+        return {**out, "jitter": self.jitter}
+
+    def from_normals(self, xi: np.ndarray) -> np.ndarray:
+        """Fields (n, n), or (B, n, n) for a batch, from standard normals of shape ``noise_shape`` or (B, *noise_shape)."""
+        xi = np.asarray(xi, dtype=np.float64)
+        if self.embedding is not None:
+            return self.mean + math.sqrt(self.variance) * self.embedding.transform(xi)
+        if xi.shape[-1:] != self.noise_shape:
+            raise ValueError(f"normals must have shape (..., {self.noise_shape[0]}), got {xi.shape}")
+        flat = xi.reshape(-1, xi.shape[-1])
+        u = np.empty_like(flat)
+        for b in range(len(flat)):
+            # L xi by blocks of rows, each with only the columns left of its diagonal (L is lower
+            # triangular): half the memory traffic of the full product, still without BLAS.
+            for start in range(0, flat.shape[1], _ROW_BLOCK):
+                stop = min(start + _ROW_BLOCK, flat.shape[1])
+                u[b, start:stop] = _matvec(self.factor[start:stop, :stop], flat[b, :stop])
+        return (self.mean + u).reshape(*xi.shape[:-1], self.n, self.n)
 
     def sample(self, rng: np.random.Generator) -> np.ndarray:
-        """One field (n, n), float64, drawing n^2 standard normals from ``rng``."""
-        xi = rng.standard_normal(self.n * self.n)
-        # L xi by blocks of rows, each with only the columns left of its diagonal (L is lower
-        # triangular): half the memory traffic of the full product, still without BLAS.
-        u = np.empty_like(xi)
-        for start in range(0, xi.size, _ROW_BLOCK):
-            stop = min(start + _ROW_BLOCK, xi.size)
-            u[start:stop] = _matvec(self.factor[start:stop, :stop], xi[:stop])
-        return (self.mean + u).reshape(self.n, self.n)
+        """One field (n, n), float64, from one draw of ``noise_shape`` standard normals from ``rng``."""
+        return self.from_normals(rng.standard_normal(self.noise_shape))
 
     def sample_index(self, seed: int, i: int) -> np.ndarray:
         """Sample ``i`` of a store with ``seed``: ``sample(sample_rng(seed, i))``."""

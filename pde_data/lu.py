@@ -1,4 +1,13 @@
-"""The direct solver shared by the generators: one LU factorisation object per process."""
+"""The direct solvers shared by the generators: one factorisation object per process.
+
+Measured per solve on the project's 2-core machine (a shared one, best of 3-5;
+factorisation and triangular solves, matrix assembly excluded), Poisson P1 at n = 32 / 64 /
+128 / 256 / 512 grid points per side: PETSc LU 0.4 / 3.2 / 26 / 280 / 2600 ms;
+MUMPS LU 1.0 / 3.5 / 19 / 124 / 590 ms; MUMPS Cholesky 0.6 / 2.7 / 14 / 92 /
+500 ms; CG + GAMG (rtol 1e-10, set up per matrix) 1.0 / 4.6 / 19 / 93 / 440 ms.
+So PETSc's own LU below :data:`CHOLESKY_FROM_N`, MUMPS Cholesky from there on; an
+iterative solver only starts to pay at n ~ 512 and is not offered.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +16,36 @@ from petsc4py import PETSc
 
 #: LU packages that pivot, in order of preference (a saddle-point matrix needs pivoting).
 PIVOTING_PACKAGES = ("mumps", "superlu_dist", "umfpack", "superlu")
+#: Grids with at least this many points per side factorise a symmetric positive definite matrix
+#: with MUMPS Cholesky (PETSc's own LU fills in badly beyond); smaller ones keep PETSc's LU.
+CHOLESKY_FROM_N = 64
 
 
-def direct_solver(A: PETSc.Mat, *, pivoting: bool = False) -> PETSc.KSP:
-    """A PREONLY + LU KSP on ``MPI.COMM_SELF`` for ``A``; refactorised whenever ``A`` is re-assembled.
+def direct_solver(A: PETSc.Mat, *, pivoting: bool = False, spd: bool = False) -> PETSc.KSP:
+    """A PREONLY direct KSP on ``MPI.COMM_SELF`` for ``A``; refactorised whenever ``A`` is re-assembled.
 
     With ``pivoting`` the first package of :data:`PIVOTING_PACKAGES` that PETSc
-    has does the factorisation (PETSc's own LU does not pivot).
+    has does an LU factorisation (PETSc's own LU does not pivot). With ``spd``
+    (a symmetric positive definite ``A``) MUMPS does a Cholesky factorisation
+    where PETSc has MUMPS; otherwise PETSc's own LU.
     """
     ksp = PETSc.KSP().create(MPI.COMM_SELF)
     ksp.setOperators(A)
     ksp.setType(PETSc.KSP.Type.PREONLY)
     pc = ksp.getPC()
     pc.setType(PETSc.PC.Type.LU)
-    if pivoting:
+    if spd and PETSc.Sys.hasExternalPackage("mumps"):
+        pc.setType(PETSc.PC.Type.CHOLESKY)
+        pc.setFactorSolverType("mumps")
+    elif pivoting:
         package = next((p for p in PIVOTING_PACKAGES if PETSc.Sys.hasExternalPackage(p)), None)
         if package is not None:
             pc.setFactorSolverType(package)
     return ksp
+
+
+def solver_name(ksp: PETSc.KSP) -> str:
+    """``"<package> <LU|Cholesky>"`` of a direct KSP (for store attributes)."""
+    pc = ksp.getPC()
+    kind = "Cholesky" if pc.getType() == PETSc.PC.Type.CHOLESKY else "LU"
+    return f"{pc.getFactorSolverType() or 'petsc'} {kind}"

@@ -138,6 +138,9 @@ def test_bad_log_k(darcy, log_k, match):
         ({"inflow": "left", "outflow": "left"}, "darcy.outflow"),
         ({"inflow": "front"}, "darcy.inflow"),
         ({"n": 0}, "darcy.n"),
+        ({"method": "spde"}, "darcy.method"),
+        ({"length": 50.0}, "darcy.length"),  # beyond what the padded circulant embedding can represent
+        ({"n": 128, "method": "cholesky"}, "darcy.n"),  # the dense factor exceeds the memory budget: refused at once
     ],
 )
 def test_bad_parameters(kwargs, key):
@@ -153,3 +156,31 @@ def test_params_are_json_and_nu_only_for_matern():
     json.dumps(problem.params)
     json.dumps(problem.mesh)
     assert set(problem.sample_arrays) >= {"log_k", "p", "Q", "Q_in"}
+
+
+def test_field_sampler_and_solver_are_recorded():
+    import json
+
+    problem = DarcyProblem(n=16)
+    field = problem.mesh["field"]
+    assert field["method"] == "fft" and field["embedding"][0] >= 30 and not field["clipped"]
+    assert field["min_eigenvalue_relative"] >= -1e-12 and field["covariance_error"] <= 1e-12
+    assert problem.mesh["solver"] == "mumps LU"
+    json.dumps(problem.mesh)
+    reference = DarcyProblem(n=8, method="cholesky")
+    assert reference.mesh["field"]["method"] == "cholesky" and reference._field is None  # factorised on first draw
+    log_k = reference.draw(sample_rng(0, 1))
+    assert reference.field.method == "cholesky" and log_k.shape == (8, 8)
+    np.testing.assert_array_equal(log_k, reference.draw(sample_rng(0, 1)))
+
+
+@pytest.mark.parametrize("n", [64, 128, pytest.param(256, marks=pytest.mark.slow)])
+def test_larger_grids(n):
+    """The default sampler and the direct solver at the sizes of params.yaml's comment."""
+    problem = DarcyProblem(n=n)
+    out = problem.solve(np.full((n, n), np.log(2.0)))
+    assert out["Q"] == pytest.approx(2.0, rel=1e-10)
+    np.testing.assert_allclose(out["p"], 1.0 - problem.x, atol=1e-10)
+    out = problem.solve(problem.draw(sample_rng(0, n)))
+    assert out["Q"] > 0 and abs(out["Q"] - out["Q_in"]) < 1e-10 * out["Q"]
+    assert out["p"].shape == (n, n) and problem.mesh["field"]["embedding"][0] >= 2 * (n - 1)

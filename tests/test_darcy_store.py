@@ -36,7 +36,7 @@ def test_layout_attributes_and_samples_from_seed_and_index(tmp_path, write_param
     assert group["y"][-1, 0] == np.float32(15 / 16)  # rows are y
     assert rec["problem"] == "darcy"
     assert rec["params"] == {
-        "n": 8, "kernel": "matern", "mean": 0.0, "variance": 0.5, "length": 0.2, "nu": 1.5,
+        "n": 8, "kernel": "matern", "mean": 0.0, "variance": 0.5, "length": 0.2, "nu": 1.5, "method": "fft",
         "inflow": "left", "outflow": "right", "p_in": 1.0, "p_out": 0.0,
     }
     data = read(out)

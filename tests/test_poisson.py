@@ -135,3 +135,19 @@ def test_bad_parameters_name_the_key(kwargs, message):
 def test_bad_theta_shape(problem):
     with pytest.raises(ValueError, match="theta must hold 5 values"):
         problem.solve([1.0, 2.0])
+
+
+@pytest.mark.parametrize("n", [64, 128, pytest.param(256, marks=pytest.mark.slow)])
+def test_larger_grids_use_cholesky_with_the_lu_solution(n):
+    from pde_data.lu import direct_solver
+
+    problem = PoissonProblem(n=n)
+    assert problem.mesh["solver"] == "mumps Cholesky"
+    u = problem.solve_fem(THETA).x.petsc_vec.copy()
+    lu = direct_solver(problem.A)  # PETSc's LU on the same matrix
+    reference = u.duplicate()
+    lu.solve(problem.b, reference)
+    assert np.abs(u.array - reference.array).max() < 1e-10 * np.abs(reference.array).max()
+    out = problem.solve(THETA)
+    assert out["u"].shape == (n, n) and out["flux"].shape == (2, n, n)
+    assert PoissonProblem(n=32).mesh["solver"] == "petsc LU"
