@@ -179,7 +179,8 @@ def _mc(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", mc.MCWarning)
         result = mc.estimate(args.model, cfg.n, fem_n=cfg.fem_n, seed=cfg.seed, batch_size=cfg.batch_size,
-                             device=device, field_params=cfg.field, progress=not args.no_progress)
+                             device=device, field_params=cfg.field, sampler=cfg.sampler,
+                             progress=not args.no_progress)
     if distributed.is_main():
         _print_warnings(caught)
         print(result.report())

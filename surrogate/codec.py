@@ -124,6 +124,23 @@ class Codec:
             t = t.reshape(t.shape[0], -1)
         return t.to(device)
 
+    def encode_torch(self, fields: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The network input from per-sample input tensors (B, n, n), computed on their device (float32)."""
+        first = fields[self.layout.inputs[0]]
+        dev, b = first.device, first.shape[0]
+        chans = []
+        for c in self.layout.channels:
+            if c in fields:
+                chans.append(fields[c].to(torch.float32))
+            else:  # a grid channel
+                g = torch.as_tensor(self.grid[self.layout.grid_channels.index(c)], dtype=torch.float32, device=dev)
+                chans.append(g.expand(b, *g.shape))
+        x = torch.stack(chans, dim=1)
+        mean = torch.as_tensor(self._in_mean, dtype=torch.float32, device=dev)[None, :, None, None]
+        std = torch.as_tensor(self._in_std, dtype=torch.float32, device=dev)[None, :, None, None]
+        z = (x - mean) / std
+        return z.reshape(b, -1) if self.flat else z
+
     def encode_inputs(self, fields: Mapping[str, np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
         return self.encode_stack(self.stack_inputs(fields), device)
 

@@ -257,8 +257,16 @@ class Surrogate:
         Poisson: ``kappa`` (n, n) -> ``u`` (n, n); batches (B, n, n) -> (B, n, n).
         Darcy: ``log_k`` (n, n) -> ``Q`` (float array of shape ()) or ``p`` (n, n);
         batches -> (B,) / (B, n, n).  With two targets (``Q+p``) a dict
-        ``{"Q": ..., "p": ...}`` is returned.
+        ``{"Q": ..., "p": ...}`` is returned. A tensor batch (B, n, n) of the
+        first input stays on its device up to the network's output (the Monte
+        Carlo fields drawn on the GPU).
         """
+        if isinstance(x, torch.Tensor):
+            vec = torch.cat([self.codec.decode_torch(self.net(self.codec.encode_torch(
+                {self.layout.inputs[0]: x[a:a + batch_size].to(self.device)})).reshape(-1, self.layout.out_dim))
+                for a in range(0, len(x), batch_size)])
+            parts = self.codec.split_targets(vec.double().cpu().numpy())
+            return parts[self.layout.targets[0]] if len(parts) == 1 else parts
         fields, single = self._fields(x)
         b = next(iter(fields.values())).shape[0]
         outs = []

@@ -171,7 +171,8 @@ def test_write_json_splits_the_numbers_from_the_metadata(tmp_path):
     assert set(flat) == {"mean", "se", "surrogate_mean", "surrogate_se", "variance_reduction_equal_cost", "cost_s"}
     assert flat["mean"] == res.control_variate["mean"] and flat["se"] == res.control_variate["se"]
     assert flat["surrogate_mean"] == res.surrogate["mean"] and flat["cost_s"] == res.cost["cost_s"]
-    assert meta == json.loads(json.dumps(res.metrics())) and meta["field"] == FIELD and meta["device"] == "cpu"
+    assert meta == json.loads(json.dumps(res.metrics())) and meta["field"] == {**FIELD, "method": "fft"}
+    assert meta["device"] == "cpu"
     assert meta["estimate"]["method"] == "control_variate" and meta["seed"] == 0
     assert meta["n"] == 200 and meta["fem_n"] == 10
 
@@ -206,7 +207,7 @@ def test_estimates_cover_a_large_plain_fem_estimate(darcy_model, tmp_path):
     model = surrogate.load(darcy_model["dir"])
     store_params = model.meta["store"]["params"]
     assert {k: store_params[k] for k in FIELD_PARAMS} == {"kernel": "matern", "mean": 0.0, "variance": 1.0,
-                                                          "length": 0.2, "nu": 1.5}
+                                                          "length": 0.2, "nu": 1.5, "method": "fft"}
     problem = DarcyProblem(**{k: v for k, v in store_params.items() if v is not None})
     ref_fields = mc.FieldSampler(8, store_params, seed=10_000).draw(0, 8000)
     ref = mc.plain_mc([problem.solve(u)["Q"] for u in ref_fields])
@@ -340,3 +341,29 @@ assert main(args[:-4] + ["--fem-n", "5", "--out", {str(tmp_path / "fem.json")!r}
     assert flat["mean"] == flat["surrogate_mean"] and "variance_reduction_equal_cost" not in flat
     assert m["fem_n"] == 0 and m["estimate"]["method"].startswith("surrogate_only") and "control_variate" not in m
     assert (tmp_path / "mc_qoi_hist.png").exists()
+
+
+def test_the_torch_sampler_draws_the_same_field_statistically():
+    """Fields drawn with torch (on the surrogate's device; the CPU here) have the numpy sampler's statistics."""
+    import torch
+
+    from pde_data.fields import GaussianRandomField
+
+    n, count = 8, 4000
+    ref = mc.FieldSampler(n, FIELD, seed=3).draw(0, count).reshape(count, -1)
+    dev = mc.FieldSampler(n, FIELD, seed=3, device=torch.device("cpu"))
+    got = dev.draw(0, count)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.float32
+    got = got.double().numpy().reshape(count, -1)
+    cov = GaussianRandomField(n, **FIELD).covariance
+    # the empirical covariance at several lags agrees with the target within Monte Carlo error
+    # (sd of a sample covariance ~ variance * sqrt(2 / count) = 0.011 here; 5 sd allowed)
+    for lag in (0, 1, 3, 7, n, n + 1):
+        target = np.diag(cov, lag).mean()
+        for fields in (ref, got):
+            sample = np.mean([np.cov(fields[:, i], fields[:, i + lag])[0, 1] for i in range(n * n - lag)])
+            assert abs(sample - target) < 0.06, (lag, sample, target)
+    assert abs(got.mean()) < 0.03
+    # field i depends on (seed, i) alone: not on how the draws are batched
+    again = torch.cat([dev.draw(0, 300), dev.draw(300, 700)]).double().numpy().reshape(700, -1)
+    np.testing.assert_array_equal(again, got[:700])

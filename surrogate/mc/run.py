@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
+import torch
 from tqdm import tqdm
 
 from surrogate import distributed
@@ -79,6 +80,8 @@ def _fem_pass(hifi: Callable[[np.ndarray], Any], draw: Draw, m: int, progress: b
     """(Q_fem of the first ``m`` fields, seconds per solve); processes share the solves by index."""
     rank, world = distributed.rank(), distributed.world()
     fields = draw(0, m)
+    if isinstance(fields, torch.Tensor):  # drawn on the surrogate's device
+        fields = fields.double().cpu().numpy()
     q_fem = np.zeros(m)
     mine = range(rank, m, world)
     t0 = time.perf_counter()
@@ -94,7 +97,8 @@ def _fem_pass(hifi: Callable[[np.ndarray], Any], draw: Draw, m: int, progress: b
 
 def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | None = None, fem_n: int = 0,
              seed: int = _DEFAULTS.seed, batch_size: int = _DEFAULTS.batch_size, device: Any = "auto",
-             field_params: Mapping | None = None, hifi: Callable[[np.ndarray], Any] | None = None,
+             field_params: Mapping | None = None, sampler: str = "auto",
+             hifi: Callable[[np.ndarray], Any] | None = None,
              beta: float | None = None, grid: int | None = None, progress: bool = False) -> MCResult:
     """Monte Carlo estimate of E[Q] with a surrogate, alone or as a control variate beside FEM solves.
 
@@ -111,12 +115,14 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     ``beta``: a fixed control-variate coefficient (default: estimated).
     ``grid``: cells per side of the fields to draw for a bare callable model.
     ``device``: where the surrogate runs (a Surrogate on another device is
-    copied there; the caller's object is left as it is).  Warns
+    copied there; the caller's object is left as it is). ``sampler``: where
+    fresh fields are drawn: ``numpy`` (per-index reference), ``torch`` (on
+    ``device``), ``auto`` (torch on CUDA, else numpy); see :mod:`surrogate.mc.fields`.  Warns
     (:class:`MCWarning`) when the fields differ from the training fields.
     Sizes, seed and ``field_params`` are checked as :class:`surrogate.config.MCConfig`.
     """
     n, given = _sizes(fields, n)
-    cfg = MCConfig(n=n, fem_n=fem_n, seed=seed, batch_size=batch_size, field=field_params)
+    cfg = MCConfig(n=n, fem_n=fem_n, seed=seed, batch_size=batch_size, sampler=sampler, field=field_params)
     n = cfg.n
     dev = pick_device(device, key="mc.device")
 
@@ -135,7 +141,9 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
         grid_n = grid_n or grid
         if grid_n is None:
             raise MCError("estimate: the grid size is unknown; pass fields, a Surrogate or grid=n")
-        sampler = FieldSampler(grid_n, params, cfg.seed)
+        on_device = sur is not None and params.get("method", "fft") == "fft" and (
+            cfg.sampler == "torch" or (cfg.sampler == "auto" and dev.type == "cuda"))
+        sampler = FieldSampler(grid_n, params, cfg.seed, device=dev if on_device else None)
     for d in diffs:
         warnings.warn(f"Monte Carlo fields differ from the surrogate's training fields: {d}", MCWarning,
                       stacklevel=2)
