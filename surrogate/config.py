@@ -196,7 +196,7 @@ class MCConfig(Section):
     seed: int = option(Int(1, low=0))            # field i <- SeedSequence((seed, i, MC_STREAM))
     batch_size: int = option(Int(4096, low=1))   # fields drawn and predicted per batch
     device: str = option(Choice("auto", DEVICES))
-    sampler: str = option(Choice("auto", ("auto", "numpy", "torch")))   # auto: torch on CUDA, else numpy
+    sampler: str = option(Choice("auto", ("auto", "numpy", "torch")))   # auto: torch for FFT fields
     field: dict = option(FieldOverrides({}))     # overrides of the training store's field parameters
 
     def validate(self) -> None:

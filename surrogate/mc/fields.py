@@ -9,7 +9,8 @@ Two samplers of the same :class:`pde_data.fields.GaussianRandomField`:
   the host. Field i comes from block ``i // TORCH_BLOCK`` of normals drawn by
   a torch generator seeded with (seed, block, MC_STREAM): it depends on
   (seed, i, device type) alone, not on the batch size or the number of
-  processes. Statistically identical to the numpy sampler, not bit-identical.
+  processes. Statistically identical to the numpy sampler, not bit-identical;
+  computed in float32 (complex64 FFTs: about 5x faster than float64 on a CPU).
 
 Both round the values to float32, like the stored fields.
 """
@@ -50,7 +51,7 @@ class FieldSampler:
             if self.field.embedding is None:
                 raise ValueError("the torch sampler needs the fft method (the circulant embedding)")
             scale = self.field.embedding.scale * np.sqrt(self.field.variance)
-            self._scale = torch.as_tensor(scale, dtype=torch.float64, device=self.device)
+            self._scale = torch.as_tensor(scale, dtype=torch.float32, device=self.device)
 
     def draw(self, start: int, stop: int) -> np.ndarray | torch.Tensor:
         if self.device is not None:
@@ -63,8 +64,7 @@ class FieldSampler:
         """The (TORCH_BLOCK, m, m//2+1, 2) standard normals of ``block``, on the device."""
         state = np.random.SeedSequence((self.seed, block, MC_STREAM)).generate_state(2, dtype=np.uint32)
         g = torch.Generator(device=self.device).manual_seed(int(state[0]) << 32 | int(state[1]))
-        return torch.randn((TORCH_BLOCK, *self.field.noise_shape), generator=g, device=self.device,
-                           dtype=torch.float64)
+        return torch.randn((TORCH_BLOCK, *self.field.noise_shape), generator=g, device=self.device)
 
     def _draw_torch(self, start: int, stop: int) -> torch.Tensor:
         parts = []

@@ -116,8 +116,9 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     ``grid``: cells per side of the fields to draw for a bare callable model.
     ``device``: where the surrogate runs (a Surrogate on another device is
     copied there; the caller's object is left as it is). ``sampler``: where
-    fresh fields are drawn: ``numpy`` (per-index reference), ``torch`` (on
-    ``device``), ``auto`` (torch on CUDA, else numpy); see :mod:`surrogate.mc.fields`.  Warns
+    fresh fields are drawn: ``numpy`` (per-index reference), ``torch`` or
+    ``auto`` (with torch on ``device`` for FFT fields of a trained surrogate,
+    else numpy); see :mod:`surrogate.mc.fields`.  Warns
     (:class:`MCWarning`) when the fields differ from the training fields.
     Sizes, seed and ``field_params`` are checked as :class:`surrogate.config.MCConfig`.
     """
@@ -141,8 +142,7 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
         grid_n = grid_n or grid
         if grid_n is None:
             raise MCError("estimate: the grid size is unknown; pass fields, a Surrogate or grid=n")
-        on_device = sur is not None and params.get("method", "fft") == "fft" and (
-            cfg.sampler == "torch" or (cfg.sampler == "auto" and dev.type == "cuda"))
+        on_device = sur is not None and params.get("method", "fft") == "fft" and cfg.sampler != "numpy"
         sampler = FieldSampler(grid_n, params, cfg.seed, device=dev if on_device else None)
     for d in diffs:
         warnings.warn(f"Monte Carlo fields differ from the surrogate's training fields: {d}", MCWarning,
