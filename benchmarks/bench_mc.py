@@ -115,7 +115,6 @@ def main() -> None:
     device_ps = rate(lambda: _sync(on_device.draw(0, args.batch)), args.batch, args.min_time, args.repeats)
     print(f"{f'fields (draw, torch on {device})':66s} {device_ps:12.1f} /s")
     x = sampler.draw(0, args.batch)
-    xd = on_device.draw(0, args.batch)
 
     pred, both = {}, {}
     for name, m in models:

@@ -1,6 +1,11 @@
-"""The study: multilevel FAS against one-level SGD and Adam on the paper's four set-ups.
+"""The studies: multilevel FAS against one-level SGD and Adam on the paper's four set-ups.
 
-    python -m study.runner                    # full study -> study/, docs/RESULTS.md (+ PNGs)
+The first study (v1, this package's modules; report ``docs/RESULTS_v1.md``)
+runs every method at the paper's settings, nothing tuned. The second study
+(:mod:`study.v2`, ``python -m study.v2``; report ``docs/RESULTS.md``) tunes
+every method with the same search budget. The first study's commands:
+
+    python -m study.runner                    # full study -> study/, docs/RESULTS_v1.md (+ PNGs)
     python -m study.runner --estimate         # calibrate and print the expected wall time only
     python -m study.runner --quick            # tiny preset (a couple of minutes) -> $TMPDIR/fas-study-quick
     python -m study.runner --setups poisson_fc --device cuda   # a subset, e.g. on a GPU machine
@@ -30,7 +35,8 @@ Modules: running -- :mod:`~study.presets` (sizes and methods),
 (curves at a budget), :mod:`~study.stats` (paired statistics),
 :mod:`~study.verdicts` (every comparison), :mod:`~study.text`,
 :mod:`~study.sizes`, :mod:`~study.conclusion` (generated prose),
-:mod:`~study.plots` and :mod:`~study.report` (``RESULTS.md``, the command).
+:mod:`~study.plots` and :mod:`~study.report` (``RESULTS_v1.md``, the command); :mod:`~study.pool`
+(runs in parallel processes).
 
 Layout of ``--out`` (default ``study/``, beside this package; quick: ``$TMPDIR/fas-study-quick``)::
 

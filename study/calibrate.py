@@ -48,6 +48,80 @@ def level1_cost(spec: Mapping, setup: str, params: str | None) -> float:
     return flops_per_sample(coarse) / flops_per_sample(net)
 
 
+def random_data(spec: Mapping, setup: str, layout: Any, dev: Any) -> tuple[Any, Any]:
+    """Random inputs and targets of the set-up's shapes, enough rows for two minibatches (at least 400)."""
+    import torch
+
+    s = spec["setups"][setup]
+    n = max(2 * s["batch_size"], 400)
+    shape = (int(math.prod(layout.in_shape)),) if s["model"] == "mlp" else tuple(layout.in_shape)
+    return torch.randn((n,) + shape, device=dev), torch.randn(n, layout.out_dim, device=dev)
+
+
+def _sync(dev: Any) -> None:
+    import torch
+
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def one_pass(tr: Any, dev: Any) -> float:
+    """Seconds per FLOP work unit of one timed pass of at least 2 cycles and 12 work units (at most 50 cycles)."""
+    w0 = tr.work["flops"]
+    _sync(dev)
+    t0 = time.perf_counter()
+    k = 0
+    while k < 2 or (tr.work["flops"] - w0 < 12 and k < 50):
+        tr.cycle()
+        k += 1
+    _sync(dev)
+    return (time.perf_counter() - t0) / (tr.work["flops"] - w0)
+
+
+def cycle_rate(tr: Any, dev: Any, repeats: int = 3) -> float:
+    """Seconds per FLOP work unit of a trainer: the fastest of ``repeats`` passes after one warm-up cycle."""
+    tr.cycle()
+    return min(one_pass(tr, dev) for _ in range(repeats))
+
+
+def eval_seconds(spec: Mapping, setup: str, net: Any, coarse: Any, X: Any, dev: Any, repeats: int = 3
+                 ) -> tuple[float, float]:
+    """Seconds of one evaluation: the fine net over validation + training subset, the coarse net over
+    validation (fastest of ``repeats``; scaled from the rows of ``X``)."""
+    import torch
+
+    s = spec["setups"][setup]
+    n_eval = s["n_val"] + spec["eval_train_samples"]
+    net, coarse = net.to(dev), coarse.to(dev)
+    rows, rows_aux = min(len(X), n_eval), min(len(X), s["n_val"])
+    best_eval = best_aux = math.inf
+    with torch.no_grad():
+        for _ in range(repeats):
+            _sync(dev)
+            t0 = time.perf_counter()
+            net(X[:rows])
+            _sync(dev)
+            best_eval = min(best_eval, (time.perf_counter() - t0) * n_eval / rows)
+            t0 = time.perf_counter()
+            coarse(X[:rows_aux])
+            _sync(dev)
+            best_aux = min(best_aux, (time.perf_counter() - t0) * s["n_val"] / rows_aux)
+    return best_eval, best_aux
+
+
+def load_seconds(spec: Mapping, setup: str, cfg: Any, stores: Mapping[str, Path] | None, dev: Any) -> float:
+    """Seconds to load the set-up's store (1 s when there is none yet)."""
+    from surrogate.dataset import load_dataset, open_store
+
+    s = spec["setups"][setup]
+    if stores is None or not Path(stores[s["problem"]]).exists():
+        return 1.0
+    t0 = time.perf_counter()
+    load_dataset(open_store(stores[s["problem"]], s["problem"]), data=cfg.data, flat=s["model"] == "mlp",
+                 device=dev, splits=("train", "val"))
+    return time.perf_counter() - t0
+
+
 def calibrate(spec: Mapping, *, params: str | None, device: str, stores: Mapping[str, Path] | None = None,
               repeats: int = 3) -> dict:
     """Seconds per FLOP work unit of each set-up and trainer, measured on random data of the right shapes.
@@ -58,72 +132,29 @@ def calibrate(spec: Mapping, *, params: str | None, device: str, stores: Mapping
     """
     import torch
 
-    from surrogate.dataset import load_dataset, open_store
     from surrogate.io import make_net
     from surrogate.multilevel import FASTrainer, MinibatchStream, build_hierarchy
     from surrogate.runtime import pick_device
 
     dev = pick_device(device)
-
-    def sync():
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
-
     out: dict[str, Any] = {}
     for setup in spec["selected"]:
         s = spec["setups"][setup]
         cfg, layout, net0, coarse = _nets(spec, setup, params, device)
-        model_cfg = cfg_dict(cfg)["model"]
-        n = max(2 * s["batch_size"], 400)
-        shape = (int(math.prod(layout.in_shape)),) if s["model"] == "mlp" else tuple(layout.in_shape)
-        X = torch.randn((n,) + shape, device=dev)
-        Y = torch.randn(n, layout.out_dim, device=dev)
+        X, Y = random_data(spec, setup, layout, dev)
         per_wu: dict[str, float] = {}
         kinds = [("sgd", 1, "sgd"), ("adam", 1, "adam")] + [
             (f"fas{L}", L, "sgd") for L in sorted({spec["method_defs"][m]["levels"] for m in spec["methods"]} - {1})]
         for name, levels, opt in kinds:
             torch.manual_seed(0)
-            net = make_net(model_cfg, layout).to(dev)
-            tr = FASTrainer(build_hierarchy(net, levels), X, Y, MinibatchStream(n, s["batch_size"], device=dev),
+            net = make_net(cfg_dict(cfg)["model"], layout).to(dev)
+            tr = FASTrainer(build_hierarchy(net, levels), X, Y, MinibatchStream(len(X), s["batch_size"], device=dev),
                             optimizer=opt, lr=1e-4, momentum=MOMENTUM, pre=s["smoothing"], coarse=s["smoothing"],
                             post=s["smoothing"], rematch_every=s["rematch_every"])
-            tr.cycle()
-            best = math.inf
-            for _ in range(repeats):
-                w0 = tr.work["flops"]
-                sync()
-                t0 = time.perf_counter()
-                k = 0
-                while k < 2 or (tr.work["flops"] - w0 < 12 and k < 50):
-                    tr.cycle()
-                    k += 1
-                sync()
-                best = min(best, (time.perf_counter() - t0) / (tr.work["flops"] - w0))
-            per_wu[name] = best
-        # one evaluation: forward over validation + training subset (fine) and validation (aux)
-        n_eval = s["n_val"] + spec["eval_train_samples"]
-        net0, coarse = net0.to(dev), coarse.to(dev)
-        rows, rows_aux = min(n, n_eval), min(n, s["n_val"])
-        best_eval = best_aux = math.inf
-        with torch.no_grad():
-            for _ in range(repeats):
-                sync()
-                t0 = time.perf_counter()
-                net0(X[:rows])
-                sync()
-                best_eval = min(best_eval, (time.perf_counter() - t0) * n_eval / rows)
-                t0 = time.perf_counter()
-                coarse(X[:rows_aux])
-                sync()
-                best_aux = min(best_aux, (time.perf_counter() - t0) * s["n_val"] / rows_aux)
-        load_s = 1.0
-        if stores is not None and Path(stores[s["problem"]]).exists():
-            t0 = time.perf_counter()
-            load_dataset(open_store(stores[s["problem"]], s["problem"]), data=cfg.data,
-                         flat=s["model"] == "mlp", device=dev, splits=("train", "val"))
-            load_s = time.perf_counter() - t0
-        out[setup] = {"s_per_wu": per_wu, "eval_s": best_eval + 0.005, "aux_eval_s": best_aux,
-                      "load_s": load_s}
+            per_wu[name] = cycle_rate(tr, dev, repeats)
+        eval_s, aux_s = eval_seconds(spec, setup, net0, coarse, X, dev, repeats)
+        out[setup] = {"s_per_wu": per_wu, "eval_s": eval_s + 0.005, "aux_eval_s": aux_s,
+                      "load_s": load_seconds(spec, setup, cfg, stores, dev)}
     return out
 
 

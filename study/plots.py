@@ -88,8 +88,10 @@ def plot_setup(study: Study, setup: str, path: Path) -> None:
 
 
 def plot_regime(cells: Mapping, sizes: Sequence[int], levels: Sequence[str], labels: Sequence[str],
-                panels: Sequence[tuple[str, str]], path: Path) -> None:
-    """One heat map per panel: the paired FAS - SGD change in % of SGD, per training-set size and level count."""
+                panels: Sequence[tuple[str, str]], path: Path, *, xlabel: str = "FAS levels (τ minibatch)",
+                base: str = "SGD", what: str = "FAS") -> None:
+    """One heat map per panel: the paired ``what`` - ``base`` change in % of ``base``, per training-set size
+    (rows) and column (``levels``: the methods, ``labels`` their tick labels)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -122,11 +124,12 @@ def plot_regime(cells: Mapping, sizes: Sequence[int], levels: Sequence[str], lab
                         color="white" if dark else "black")
         ax.set_xticks(range(len(levels)), labels)
         ax.set_yticks(range(len(sizes)), [str(n) for n in sizes])
-        ax.set_xlabel("FAS levels (τ minibatch)")
+        ax.set_xlabel(xlabel)
         ax.set_ylabel("training samples")
         ax.set_title(ptitle, fontsize=10)
-        fig.colorbar(im, ax=ax, label="mean FAS − SGD, % of SGD mean")
-    fig.suptitle("Regime map: paired change against one-level SGD (blue: FAS better, red: worse)", fontsize=11)
+        fig.colorbar(im, ax=ax, label=f"mean {what} − {base}, % of {base} mean")
+    against = f"one-level {base}" if base == "SGD" else base
+    fig.suptitle(f"Regime map: paired change against {against} (blue: {what} better, red: worse)", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

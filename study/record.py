@@ -14,9 +14,10 @@ import math
 import os
 import shutil
 import time
-import traceback
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
+
+from study.pool import guarded
 
 # config keys that do not change what a run means: where it ran, and the (default) Darcy target under its
 # old and new names, which the study no longer sets explicitly
@@ -55,7 +56,8 @@ def curve_from_history(history: list[Mapping]) -> dict[str, list]:
     columns = {"wu_flops": ("work_units_flops",), "wu_paper": ("work_units_paper",),
                "val_mse": ("val", "mse"), "val_linf": ("val", "linf"),
                "aux_val_mse": ("aux_val", "mse"), "aux_val_linf": ("aux_val", "linf"),
-               "train_mse": ("train", "mse"), "train_linf": ("train", "linf"), "train_loss": ("train_loss",)}
+               "train_mse": ("train", "mse"), "train_linf": ("train", "linf"), "train_loss": ("train_loss",),
+               "growth_level": ("growth_level",)}
     always = ("wu_flops", "wu_paper", "val_mse", "val_linf")
 
     def value(rec: Mapping, path: tuple[str, ...]) -> float | None:
@@ -90,7 +92,8 @@ def _comparable(cfg: Any) -> Any:
 #: The value of each key added after records were first written, that reproduces the behaviour before
 #: it existed: a record that lacks the key ran with that value.
 LEGACY_VALUES = {"train": {"schedule": "constant", "warmup": 0.05,
-                           "growth": {"levels": 1, "share": 0.2, "state": "reset"}},
+                           "growth": {"levels": 1, "share": 0.2, "state": "reset"},
+                           "fas": {"match": "before"}},
                  "data": {"stream_order": "global"}}
 
 
@@ -117,8 +120,12 @@ def record_is_current(task: Mapping, fingerprint: str) -> bool:
     return _comparable(old) == _comparable(task["config"]) and rec.get("store_fingerprint") == fingerprint
 
 
-def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str) -> dict:
-    """Train one run (resuming from its checkpoint), write its record.json, drop its model files."""
+def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str,
+             extend: Callable[[Path, dict], dict] | None = None) -> dict:
+    """Train one run (resuming from its checkpoint), write its record.json, drop its model files.
+
+    ``extend(run_dir, record)``: keys to add to the record before it is written (the model files are there).
+    """
     import torch
 
     torch.set_num_threads(threads)
@@ -152,6 +159,8 @@ def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str) -
     }
     rec = round_floats(rec)
     rec["config"] = task["config"]  # as resolved, not rounded
+    if extend is not None:
+        rec.update(extend(out, rec))
     write_json(rec_path, rec)
     if not keep_models:
         for p in out.glob("*.pt"):
@@ -162,7 +171,4 @@ def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str) -
 def worker(args: tuple) -> tuple[str, dict | None, str | None]:
     """:func:`run_task` for a process pool: ``(run_id, record, None)`` or ``(run_id, None, traceback)``."""
     task, threads, keep, fp = args
-    try:
-        return task["run_id"], run_task(task, threads, keep, fp), None
-    except Exception:  # noqa: BLE001 - reported by the parent, the study goes on
-        return task["run_id"], None, traceback.format_exc()
+    return guarded(run_task, task["run_id"], task, threads, keep, fp)

@@ -8,7 +8,7 @@ N`` runs N runs at once with CPU count / N threads each).  The study is
 resumable: a run whose ``record.json`` matches its configuration is skipped,
 an interrupted run resumes from its checkpoint.  Model files are deleted
 after a run's record is written (``--keep-models`` keeps them).  At the end
-the report (``RESULTS.md`` + PNGs) is written to ``--docs`` (default
+the report (``RESULTS_v1.md`` + PNGs) is written to ``--docs`` (default
 ``docs/``; quick: ``OUT/docs``).  See :mod:`study` for what runs.
 """
 
@@ -26,6 +26,7 @@ from pathlib import Path
 
 from study.calibrate import calibrate, estimate_task, level1_cost, print_estimate
 from study.plan import plan
+from study.pool import run_pool
 from study.presets import build_spec
 from study.readout import readout
 from study.record import record_is_current, round_floats, worker, write_json
@@ -71,7 +72,8 @@ def _parser() -> argparse.ArgumentParser:
                                 epilog="See the docstring of the study package for what runs and where it goes.")
     p.add_argument("--quick", action="store_true", help="tiny preset (a couple of minutes), a smoke test")
     p.add_argument("--out", default=None, help="study directory (default: study/ ; quick: $TMPDIR/fas-study-quick)")
-    p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default: docs/ ; quick: OUT/docs)")
+    p.add_argument("--docs", default=None,
+                   help="where RESULTS_v1.md and the PNGs go (default: docs/ ; quick: OUT/docs)")
     p.add_argument("--data", default=None, help="directory of the stores (default: OUT/data)")
     p.add_argument("--params", default=str(ROOT / "params.yaml"),
                    help="params.yaml for the generators and the data/models/train defaults (every training knob "
@@ -85,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="torch threads per run (default: CPU count / jobs)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="training device (default cpu)")
     p.add_argument("--estimate", action="store_true", help="calibrate, print the expected wall time and stop")
-    p.add_argument("--no-report", action="store_true", help="do not write RESULTS.md / PNGs")
+    p.add_argument("--no-report", action="store_true", help="do not write RESULTS_v1.md / PNGs")
     p.add_argument("--keep-models", action="store_true", help="keep each run's model and checkpoint files")
     return p
 
@@ -95,10 +97,8 @@ def _run_all(args_list: list[tuple], jobs: int) -> list[tuple[str, str]]:
     from tqdm.auto import tqdm
 
     failures: list[tuple[str, str]] = []
-    bar = tqdm(total=len(args_list), unit="run", desc="study", dynamic_ncols=True)
 
     def done(run_id: str, rec: dict | None, err: str | None) -> None:
-        bar.update(1)
         if err is not None:
             failures.append((run_id, err))
             tqdm.write(f"study: {run_id} FAILED:\n{err}", file=sys.stderr)
@@ -107,21 +107,7 @@ def _run_all(args_list: list[tuple], jobs: int) -> list[tuple[str, str]]:
         tqdm.write(f"study: {run_id:34s} {rec['status']:8s} best val mse {fmt(best)} "
                    f"({rec['wall_s']:.1f} s)", file=sys.stderr)
 
-    try:
-        if jobs == 1:
-            for a in args_list:
-                bar.set_postfix_str(a[0]["run_id"], refresh=True)
-                done(*worker(a))
-        else:
-            import multiprocessing
-            from concurrent.futures import ProcessPoolExecutor, as_completed
-
-            with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as ex:
-                futs = [ex.submit(worker, a) for a in args_list]
-                for f in as_completed(futs):
-                    done(*f.result())
-    finally:
-        bar.close()
+    run_pool(args_list, worker, jobs, done, desc="study", unit="run", name=lambda a: a[0]["run_id"])
     return failures
 
 

@@ -208,7 +208,7 @@ def _synthetic_results():
 
 def test_report_from_synthetic_results(tmp_path):
     info = report.build_report(_synthetic_results(), tmp_path, command="python -m study.runner --quick")
-    md = (tmp_path / "RESULTS.md").read_text()
+    md = (tmp_path / "RESULTS_v1.md").read_text()
     assert "python -m study.runner --quick" in md
     assert "## Conclusion" in md and "Table 1 shape" in md and "Table 2 shape" in md
     assert "Poisson FC: FAS beats SGD in 24 of 24 comparisons and never loses" in md
@@ -233,14 +233,19 @@ def test_regime_cells_name_whole_rows_and_single_cells():
 # --------------------------------------------------------------------------
 # --quick end to end (generates tiny stores with DOLFINx and trains ~100 tiny runs)
 # --------------------------------------------------------------------------
+def run_quick(module: str, out: Path, *extra: str, timeout: int = 900) -> tuple[str, dict]:
+    """``python -m MODULE --quick --out OUT [extra]`` must succeed: its stderr and results.json."""
+    cmd = [sys.executable, "-m", module, "--quick", "--out", str(out), *extra]
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    assert res.returncode == 0, res.stderr[-4000:]
+    return res.stderr, json.loads((out / "results.json").read_text())
+
+
 @pytest.mark.slow
 def test_quick_study_end_to_end(tmp_path):
     out = tmp_path / "study"
-    cmd = [sys.executable, "-m", "study.runner", "--quick", "--out", str(out)]
-    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert res.returncode == 0, res.stderr[-4000:]
-    assert "expected wall time" in res.stderr
-    results = json.loads((out / "results.json").read_text())
+    stderr, results = run_quick("study.runner", out)
+    assert "expected wall time" in stderr
     spec = results["spec"]
     n_main = len(spec["setups"]) * len(spec["methods"]) * spec["seeds"]
     n_reg = len(spec["regime"]["n_train"]) * len(spec["regime"]["methods"]) * spec["regime"]["seeds"]
@@ -248,7 +253,7 @@ def test_quick_study_end_to_end(tmp_path):
     for r in results["records"]:
         assert r["curve"]["wu_flops"][-1] >= r["budget_wu"] or r["status"] != "ok"
         assert len(r["curve"]["val_mse"]) == len(r["curve"]["wu_paper"]) >= 2
-    md = (out / "docs" / "RESULTS.md").read_text()
+    md = (out / "docs" / "RESULTS_v1.md").read_text()
     assert "python -m study.runner --quick --out" in md
     assert "| One-level SGD |" in md and any(ch.isdigit() for ch in md.split("| One-level SGD |")[1][:40])
     pngs = sorted((out / "docs").glob("*.png"))
@@ -256,9 +261,8 @@ def test_quick_study_end_to_end(tmp_path):
     assert all(p.stat().st_size > 10_000 for p in pngs)
     assert json.loads((out / "summary.json").read_text())["verdicts"]["main"]
     # a second call skips every finished run
-    res2 = subprocess.run(cmd + ["--no-report"], cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert res2.returncode == 0, res2.stderr[-4000:]
-    assert f"{n_main + n_reg} of {n_main + n_reg} runs already done; 0 to run" in res2.stderr
+    stderr, _ = run_quick("study.runner", out, "--no-report", timeout=600)
+    assert f"{n_main + n_reg} of {n_main + n_reg} runs already done; 0 to run" in stderr
 
 
 def test_records_from_before_a_key_existed_stay_current_only_at_its_legacy_value(tmp_path):
