@@ -266,8 +266,9 @@ def _write_outputs(cfg: RunConfig, out: Path, dataset: Dataset, hier, monitor: M
 
 
 def flat_metrics(summary: dict) -> dict[str, float]:
-    """The few numbers to compare across experiments: best validation errors (fine, aux) and the cost."""
-    out = {f"{key}_{m}": summary[key][m] for key in ("best", "aux_best") if key in summary
-           for m in ("mse", "linf", "rel_l2") if m in summary[key]}
-    out.update(work_units=summary["work_units"], elapsed_s=summary["elapsed_s"])
+    """The few numbers to compare across experiments (``dvc metrics``): the best validation MSE and L-inf
+    of the fine network and the best validation MSE of the first auxiliary one (the rest: train_summary.json)."""
+    out = {"val_mse": summary["best"]["mse"], "val_linf": summary["best"]["linf"]}
+    if "aux_best" in summary:
+        out["aux_val_mse"] = summary["aux_best"]["mse"]
     return out

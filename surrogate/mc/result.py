@@ -58,13 +58,11 @@ class MCResult:
     def headline(self) -> dict[str, float]:
         """The few numbers DVC compares, flat and finite only.
 
-        :attr:`best` mean and SE, the surrogate-only mean and SE, the variance reduction at equal cost (with
-        FEM solves) and the run cost; the CI is mean +- Z95 se, and n, fem_n are params.
+        :attr:`best` mean and SE and the variance reduction at equal cost (with FEM solves); the CI is
+        mean +- Z95 se, n and fem_n are params, and everything else is in the ``.meta.json``.
         """
-        values = {"mean": self.best["mean"], "se": self.best["se"], "surrogate_mean": self.surrogate["mean"],
-                  "surrogate_se": self.surrogate["se"],
-                  "variance_reduction_equal_cost": self.cost.get("variance_reduction_equal_cost"),
-                  "cost_s": self.cost["cost_s"]}
+        values = {"mean": self.best["mean"], "se": self.best["se"],
+                  "variance_reduction_equal_cost": self.cost.get("variance_reduction_equal_cost")}
         return {k: v for k, v in runtime.jsonable(values).items() if v is not None}
 
     def write_json(self, path: str | Path) -> Path:
