@@ -27,7 +27,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 test-all: $(STAMP)
-	$(BIN)/python -m pytest -q -m "slow or mpi or distributed or not (slow or mpi or distributed)"
+	$(BIN)/python -m pytest -q -m "not gpu"
 
 clean-venv:
 	rm -rf $(VENV)
