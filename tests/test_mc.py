@@ -367,3 +367,20 @@ def test_the_torch_sampler_draws_the_same_field_statistically():
     # field i depends on (seed, i) alone: not on how the draws are batched
     again = torch.cat([dev.draw(0, 300), dev.draw(300, 700)]).double().numpy().reshape(700, -1)
     np.testing.assert_array_equal(again, got[:700])
+
+
+@pytest.mark.parametrize("n", [8, 13])
+def test_the_torch_samplers_dft_products_equal_its_fft(n, monkeypatch):
+    """The DFT matrix products (small tori) compute the same fields as torch.fft (large tori), odd n included."""
+    import torch
+
+    from surrogate.mc import fields
+
+    by_products = fields.FieldSampler(n, FIELD, seed=5, device=torch.device("cpu"))
+    assert by_products._dft is not None
+    monkeypatch.setattr(fields, "DFT_MATMUL_MAX_SIDE", 0)
+    by_fft = fields.FieldSampler(n, FIELD, seed=5, device=torch.device("cpu"))
+    assert by_fft._dft is None
+    a, b = by_products.draw(0, 300), by_fft.draw(0, 300)
+    assert a.shape == b.shape == (300, n, n)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=0, atol=2e-5)
