@@ -47,16 +47,42 @@ def _rate(levels: int, steps: int) -> float:
     return (trainer.work["flops"] - before) * BATCH / (time.perf_counter() - start)
 
 
+def _backward_ms(samples: int, steps: int) -> float:
+    """Milliseconds of one forward + backward of ``samples`` samples through the fine network."""
+    torch.manual_seed(0)
+    net, X, Y = MLP(WIDTHS), torch.randn(samples, WIDTHS[0]), torch.randn(samples, WIDTHS[-1])
+    torch.nn.functional.mse_loss(net(X), Y).backward()  # warm-up
+    start = time.perf_counter()
+    for _ in range(steps):
+        torch.nn.functional.mse_loss(net(X), Y).backward()
+    return (time.perf_counter() - start) / steps * 1e3
+
+
+def _allreduce_ms(steps: int) -> float:
+    """Milliseconds of one all-reduce of a flat buffer as large as the network's gradient, in the group."""
+    flat = torch.ones(sum(p.numel() for p in MLP(WIDTHS).parameters()))
+    dist.all_reduce(flat)  # warm-up
+    dist.barrier()
+    start = time.perf_counter()
+    for _ in range(steps):
+        dist.all_reduce(flat)
+    return (time.perf_counter() - start) / steps * 1e3
+
+
 def _worker(rank: int, world: int, port: int, levels: int, steps: int, out) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
-    rate = _rate(levels, steps)
+    if levels:
+        result = _rate(levels, steps)
+    else:  # the parts of a data-parallel step, each process busy at once as in training
+        result = (_backward_ms(BATCH // world, steps), _allreduce_ms(steps))
     if rank == 0:
-        out.put(rate)
+        out.put(result)
     dist.destroy_process_group()
 
 
-def _group_rate(processes: int, levels: int, steps: int) -> float:
+def _group_rate(processes: int, levels: int, steps: int):
+    """Rank 0's result of :func:`_worker` (levels 0: the step's parts) in a group of ``processes``."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -79,6 +105,16 @@ def main() -> None:
         one = _rate(levels, args.steps)
         many = _group_rate(args.processes, levels, args.steps)
         print(f"{label:<14}{one:>14.0f}{many:>16.0f}{many / one:>8.2f}  (target >= 1.6 for 2 processes)")
+    whole = _backward_ms(BATCH, args.steps)
+    share, reduce = _group_rate(args.processes, 0, args.steps)
+    params = sum(p.numel() for p in MLP(WIDTHS).parameters())
+    print(f"\nwhere a step's time goes (ms; forward + backward only, no optimizer step):\n"
+          f"  1 process, {BATCH} samples: {whole:.2f}\n"
+          f"  {args.processes} processes, each {BATCH // args.processes} samples: {share:.2f}"
+          f" + all-reduce of the {params * 4 / 2**20:.1f} MiB gradient {reduce:.2f}\n"
+          f"  bound on the speed-up of exact data parallelism: {whole:.2f} / {share:.2f} = {whole / share:.2f}"
+          f" with free communication, {whole:.2f} / ({share:.2f} + {reduce:.2f}) = {whole / (share + reduce):.2f}"
+          f" without overlap")
 
 
 if __name__ == "__main__":
