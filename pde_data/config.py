@@ -18,6 +18,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -353,3 +354,16 @@ def problem_config(params: Mapping[str, Any], problem: str, family_specs: Mappin
     family = {key: resolved[key] for key in family_specs}
     generate = {key: resolved[key] for key in GENERATE}
     return family, generate
+
+
+def writable_dir(path: str | Path, flag: str) -> Path:
+    """Create ``path`` (a directory) if needed and check that files can be written in it, before any work."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(f"{flag} {path}: cannot write there ({err.strerror or err})") from None
+    return path

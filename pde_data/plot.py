@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pde_data.config import writable_dir
 from pde_data.store import StoreError, StoreReader
 
 #: Fields shown for each problem, in panel order.
@@ -44,7 +45,8 @@ def plot_store(
     """Draw ``samples`` done samples (or those in ``indices``) of ``store`` into the PNG ``out``; returns its path."""
     from matplotlib.figure import Figure  # no pyplot: no GUI backend, no global state
 
-    out = _writable(Path(out) if out is not None else default_output(store))
+    out = Path(out) if out is not None else default_output(store)
+    writable_dir(out.parent, "--out")
     reader = StoreReader(store)
     group, rec, done = reader.group, reader.record, reader.done_index
     if indices is None:
@@ -94,16 +96,4 @@ def plot_store(
     else:
         fig.suptitle(f"{store}: {rec['problem']}", fontsize=10)
     fig.savefig(out, dpi=100)
-    return out
-
-
-def _writable(out: Path) -> Path:
-    """``out`` once its folder exists and takes files (checked before any drawing)."""
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.parent / f".{out.name}.write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise StoreError(f"--out {out}: cannot write there ({err.strerror or err})") from None
     return out

@@ -167,8 +167,8 @@ def _evaluate(args) -> int:
 def _mc(args) -> int:
     import warnings
 
+    from pde_data.config import writable_dir
     from surrogate import config, mc
-    from surrogate.runtime import writable_dir
 
     cfg = config.resolve_mc(args.params if args.params is not None else _default_params(), args.overrides,
                             n=args.n, fem_n=args.fem_n, seed=args.seed, batch_size=args.batch_size,

@@ -33,12 +33,13 @@ from typing import Mapping
 import numpy as np
 import torch
 
+from pde_data.config import writable_dir
 from pde_data.store import StoreError
 from surrogate.config import SplitConfig
 from surrogate.dataset import Split, check_complete, open_store, split_indices
 from surrogate.io import ModelFileError, Surrogate, load
 from surrogate.metrics import split_errors
-from surrogate.runtime import writable_dir, write_json
+from surrogate.runtime import write_json
 
 NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
 METRIC_DEFINITIONS = {"mse": "mean squared error (paper: L2 loss)",

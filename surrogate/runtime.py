@@ -65,14 +65,3 @@ def versions() -> dict[str, str]:
     return out
 
 
-def writable_dir(path: str | Path, flag: str) -> Path:
-    """Create ``path`` (a directory) if needed and check that files can be written in it, before any work."""
-    path = Path(path)
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(f"{flag} {path}: cannot write there ({err.strerror or err})") from None
-    return path

@@ -34,7 +34,7 @@ from typing import Callable
 
 import torch
 
-from pde_data.config import ConfigError
+from pde_data.config import ConfigError, writable_dir
 from surrogate import config as config_mod
 from surrogate import distributed
 from surrogate.config import RunConfig
@@ -42,7 +42,7 @@ from surrogate.dataset import Dataset, load_dataset, open_store
 from surrogate.io import arch_of, build_net, make_net, read_checkpoint, save_checkpoint, save_model
 from surrogate.monitor import Monitor, TrainingDiverged
 from surrogate.progress import Progress
-from surrogate.runtime import versions, writable_dir, write_json
+from surrogate.runtime import versions, write_json
 from surrogate.schedule import lr_factor
 
 __all__ = ["train", "build_trainer", "TrainingDiverged", "ResumeError", "OUTPUT_FILES", "CHECKPOINT"]
