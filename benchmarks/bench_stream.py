@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pde_data import store
+from pde_data import chunks, store
 from pde_data.config import replace
 from surrogate import config
 from surrogate.dataset import load_dataset
-from surrogate.train import build_trainer
 from surrogate.io import make_net
+from surrogate.train import build_trainer
 
 
 class RandomDarcy:
@@ -57,11 +57,11 @@ def write_store(path: Path, n: int, samples: int, chunk: int) -> None:
     rec = store.record(fam, {"samples": samples, "chunk": chunk, "seed": 0}, {"bench": "1"})
     store.prepare(path, fam, rec)
     group, _ = store.open_store(path, mode="r+")
-    targets = store.writable(group, [*fam.sample_arrays, "done"])
+    targets = chunks.writable(group, [*fam.sample_arrays, "done"])
     rng = np.random.default_rng(0)
     for start in range(0, samples, chunk):
         stop = min(start + chunk, samples)
-        store.write_chunk(targets, start, {"log_k": rng.standard_normal((stop - start, n, n), dtype=np.float32),
+        chunks.write_chunk(targets, start, {"log_k": rng.standard_normal((stop - start, n, n), dtype=np.float32),
                                            "Q": rng.random(stop - start)})
 
 

@@ -22,6 +22,8 @@ from zarr.errors import ChunkNotFoundError
 
 #: Samples read at once when many chunks are decoded in a row.
 BLOCK_BYTES = 32 * 2**20
+#: Runtime settings of a store's arrays when written: every chunk is a file, an all-zero one too.
+WRITE_CONFIG = {"write_empty_chunks": True}
 
 
 @dataclass(frozen=True)
@@ -178,3 +180,29 @@ def _each_decoded(array: zarr.Array, first: int, last: int, on_bad) -> list[tupl
         except ChunkFault as fault:
             on_bad(fault.bad)
     return out
+
+
+def todo_chunks(done_index: np.ndarray, samples: int, chunk: int) -> list[int]:
+    """Indices of the chunks whose samples are not all done (``done_index``: the sorted done samples)."""
+    count = -(-samples // chunk)
+    sizes = np.full(count, chunk, dtype=np.int64)
+    if count:
+        sizes[-1] = samples - (count - 1) * chunk
+    return np.flatnonzero(np.bincount(done_index // chunk, minlength=count) < sizes).tolist()
+
+
+def writable(group: zarr.Group, names) -> dict[str, zarr.Array]:
+    """The arrays ``names`` of an open store, set to write every chunk (an all-zero one too) as a file."""
+    return {name: group[name].with_config(WRITE_CONFIG) for name in names}
+
+
+def write_chunk(targets: dict[str, zarr.Array], start: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write the samples ``start:start+len`` (a whole chunk) of each array, then mark them done.
+
+    ``targets`` maps each name of ``arrays`` and ``done`` to its Zarr array, opened
+    with :data:`WRITE_CONFIG` (see :func:`writable`).
+    """
+    stop = start + len(next(iter(arrays.values())))
+    for name, value in arrays.items():
+        targets[name][start:stop] = value
+    targets["done"][start:stop] = True

@@ -25,7 +25,7 @@ except ImportError:
 from mpi4py import MPI
 from tqdm import tqdm
 
-from pde_data import __version__, integrity, lock, store
+from pde_data import __version__, chunks, integrity, lock, store
 from pde_data.config import GENERATE, ConfigError, problem_config, read_params
 from pde_data.problems import PROBLEMS, get_family
 from pde_data.store import StoreError
@@ -101,7 +101,7 @@ def _todo(out: Path, samples: int, chunk: int, progress: bool) -> list[int]:
         done_index = integrity.repair(out, progress)
     except OSError as err:
         raise _unwritable(out, err) from err
-    return store.todo_chunks(done_index, samples, chunk)
+    return chunks.todo_chunks(done_index, samples, chunk)
 
 
 def _unwritable(out: Path, err: OSError) -> StoreError:
@@ -173,10 +173,10 @@ def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: bo
         desc=f"{problem} (rank 0 of {comm.size})",
         disable=not progress or comm.rank != 0,
     )
-    targets = store.writable(group, [*family.sample_arrays, "done"])
+    targets = chunks.writable(group, [*family.sample_arrays, "done"])
     try:
         for start, stop in spans:
-            store.write_chunk(targets, start, solve_chunk(family, settings["seed"], start, stop))
+            chunks.write_chunk(targets, start, solve_chunk(family, settings["seed"], start, stop))
             bar.update(stop - start)
     except OSError as err:  # a full disk, a folder made read-only: this rank alone sees it
         error = _unwritable(out, err)

@@ -38,6 +38,7 @@ import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from pde_data.chunks import (
+    WRITE_CONFIG,
     ChunkFault,
     bad_chunk,
     chunk_file,
@@ -61,7 +62,6 @@ MAX_BYTES = 2**50  # 1 PiB of uncompressed samples
 MAX_DONE_FLAGS = 2**26
 #: Codecs and runtime settings of the chunked arrays of a format-2 store.
 COMPRESSORS = (ZstdCodec(level=0, checksum=False), Crc32cCodec())
-WRITE_CONFIG = {"write_empty_chunks": True}
 
 
 class StoreError(ConfigError):
@@ -367,32 +367,6 @@ def prepare(path: str | Path, family, rec: dict, overwrite: bool = False) -> str
         shutil.rmtree(tmp, ignore_errors=True)
         raise StoreError(f"--out {path}: cannot write the store: {err.strerror or err}") from err
     return "created"
-
-
-def todo_chunks(done_index: np.ndarray, samples: int, chunk: int) -> list[int]:
-    """Indices of the chunks whose samples are not all done (``done_index``: the sorted done samples)."""
-    count = -(-samples // chunk)
-    sizes = np.full(count, chunk, dtype=np.int64)
-    if count:
-        sizes[-1] = samples - (count - 1) * chunk
-    return np.flatnonzero(np.bincount(done_index // chunk, minlength=count) < sizes).tolist()
-
-
-def writable(group: zarr.Group, names) -> dict[str, zarr.Array]:
-    """The arrays ``names`` of an open store, set to write every chunk (an all-zero one too) as a file."""
-    return {name: group[name].with_config(WRITE_CONFIG) for name in names}
-
-
-def write_chunk(targets: dict[str, zarr.Array], start: int, arrays: dict[str, np.ndarray]) -> None:
-    """Write the samples ``start:start+len`` (a whole chunk) of each array, then mark them done.
-
-    ``targets`` maps each name of ``arrays`` and ``done`` to its Zarr array, opened
-    with :data:`WRITE_CONFIG` (see :func:`writable`).
-    """
-    stop = start + len(next(iter(arrays.values())))
-    for name, value in arrays.items():
-        targets[name][start:stop] = value
-    targets["done"][start:stop] = True
 
 
 def summary(path: str | Path) -> str:

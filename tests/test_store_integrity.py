@@ -18,6 +18,7 @@ import pytest
 import zarr
 from surrogate_stores import make_poisson_store
 
+from pde_data import chunks as pde_chunks
 from pde_data import integrity, lock, store
 from pde_data.cli import main
 from pde_data.store import StoreError, StoreReader
@@ -52,13 +53,13 @@ def build(path, chunks=range(5), zeros=()):
     rec = store.record(fam, {"samples": N, "chunk": CHUNK, "seed": 0}, {"test": "1"})
     assert store.prepare(path, fam, rec) == "created"
     group, _ = store.open_store(path, mode="r+")
-    targets = store.writable(group, [*fam.sample_arrays, "done"])
+    targets = pde_chunks.writable(group, [*fam.sample_arrays, "done"])
     for k in chunks:
         start, stop = k * CHUNK, min((k + 1) * CHUNK, N)
         data = fam.chunk(start, stop)
         if k in zeros:
             data = {name: np.zeros_like(v) for name, v in data.items()}
-        store.write_chunk(targets, start, data)
+        pde_chunks.write_chunk(targets, start, data)
     return path
 
 
@@ -140,7 +141,7 @@ def test_a_deleted_chunk_is_missing_never_zeros(fake, capsys):
     assert "2 bad chunks, regenerating their samples" in capsys.readouterr().err
     assert np.array_equal(done, np.r_[0:8, 12:16])
     assert np.array_equal(StoreReader(fake).done_index, done)
-    assert store.todo_chunks(done, N, CHUNK) == [2, 4]
+    assert pde_chunks.todo_chunks(done, N, CHUNK) == [2, 4]
     assert integrity.verify(fake)[0].clean
 
 
@@ -348,7 +349,7 @@ def test_a_full_disk_or_unwritable_store_is_one_line(poisson, monkeypatch, capsy
     def fail(*args):
         raise err
 
-    monkeypatch.setattr(store, "write_chunk", fail)
+    monkeypatch.setattr(pde_chunks, "write_chunk", fail)
     assert main(argv) == 2
     message = capsys.readouterr().err
     assert message.startswith(f"pde-data: error: --out {out}: cannot write the store: {err.strerror}")
