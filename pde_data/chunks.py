@@ -1,4 +1,4 @@
-"""Chunk-level access to the arrays of a store on disk: where a chunk's file is, which exist, decoding.
+"""Chunk-level access to the arrays of a store on disk: where a chunk's file is, which exist, decoding, writing.
 
 Zarr reads the fill value for a chunk whose file is missing and raises assorted
 errors for one that does not decode (crc32c mismatch, a broken compressed
@@ -6,7 +6,7 @@ stream). The helpers here turn both into a :class:`ChunkFault` that names the
 array and the chunk, so that :mod:`pde_data.store` can refuse to read it and
 :mod:`pde_data.integrity` can report it. Every array of a store is chunked
 along the sample axis only, so chunk ``k`` holds samples ``k*chunk`` to
-``(k+1)*chunk - 1``.
+``(k+1)*chunk - 1``; a writer writes whole chunks, then marks their samples done.
 """
 
 from __future__ import annotations
