@@ -45,10 +45,13 @@ adds the cost-optimal N/M for the measured correlation and costs
 **Fresh fields.**  Field i of an MC run is drawn from
 ``default_rng(SeedSequence((seed, i, MC_STREAM)))``: a stream that no store
 (``SeedSequence((seed, i))``) ever uses, whatever the seeds, so an MC run
-never reuses a training sample.  A field is ``mean + L xi`` with the exact
-Cholesky factor L of :class:`pde_data.fields.GaussianRandomField`, evaluated
-for a batch at once (BLAS; equal to the per-sample sampler up to round-off),
-and rounded to float32 like the stored fields.
+never reuses a training sample.  With ``mc.sampler: numpy`` a field is drawn
+exactly as a store draws one (:class:`pde_data.fields.GaussianRandomField`:
+circulant embedding, or the Cholesky reference), from that generator; with
+``torch`` (the default for FFT fields) the same embedding is evaluated on the
+surrogate's device in float32 from torch normals (:mod:`surrogate.mc.fields`):
+statistically the same field, not bit for bit.  Both are rounded to float32
+like the stored fields.
 
 The FEM stack (:mod:`pde_data.darcy`, DOLFINx) is imported only when FEM
 solves are asked for: the surrogate-only estimate needs the numpy-only
