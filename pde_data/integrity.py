@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pde_data import chunks, store
-from pde_data.chunks import BadChunk, check_chunks, existing_chunks, read_done
+from pde_data import store
+from pde_data.chunks import BadChunk, check_chunks, existing_chunks, read_done, writable
 
 #: Bad chunks listed one a line; the rest are counted.
 SHOWN = 20
@@ -95,7 +95,7 @@ def repair(path: str | Path, progress: bool = False) -> np.ndarray:
     if report.clean:
         return done_index
     group, _ = store.open_store(path, mode="r+")
-    done = chunks.writable(group, ["done"])["done"]
+    done = writable(group, ["done"])["done"]
     for start, stop in sorted({(b.start, b.stop) for b in report.bad}):  # whole chunks (all arrays share them)
         done[start:stop] = False  # so a corrupt chunk of done is overwritten, never read
         done_index = done_index[(done_index < start) | (done_index >= stop)]

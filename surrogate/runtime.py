@@ -63,5 +63,3 @@ def versions() -> dict[str, str]:
     except md.PackageNotFoundError:
         pass
     return out
-
-

@@ -104,6 +104,7 @@ class FieldSampler:
             out[offset:offset + b - a] = u
         return out.add_(self.field.mean)
 
+
 def _pruned_dft(n: int, m: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Matrices of the pruned inverse transform: u = Re((E z) D) = (E z).real D.real - (E z).imag D.imag.
 
