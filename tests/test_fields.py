@@ -8,7 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
-from pde_data.circulant import EXACT_TOL, EmbeddingWarning, fast_size
+from pde_data import circulant
+from pde_data.circulant import EXACT_TOL, EmbeddingWarning, fast_size, smoothstep
 from pde_data.config import ConfigError
 from pde_data.fields import (
     FIELD_PARAMS,
@@ -173,18 +174,39 @@ def test_fft_sampler_has_exactly_the_kernel_covariance(kernel, nu, n):
         for start in range(0, size, 512)
     ]).reshape(size, n * n)
     np.testing.assert_allclose(a.T @ a, field.covariance, rtol=0, atol=1e-12)
-    assert field.embedding.tapered == (n == 12 and kernel == "matern")
+    assert (field.embedding.taper > 0) == (n == 12 and kernel == "matern")
     info = field.describe()
     assert info["method"] == "fft" and not info["clipped"] and info["covariance_error"] <= EXACT_TOL
     assert info["min_eigenvalue_relative"] >= -1e-12
     assert info["embedding"][0] >= 2 * (n - 1)
 
 
+def test_smoothsteps_are_the_known_polynomials():
+    t = np.linspace(-0.5, 1.5, 41)
+    inside = np.clip(t, 0.0, 1.0)
+    np.testing.assert_allclose(smoothstep(t, 2), inside**3 * (10 - 15 * inside + 6 * inside**2), atol=1e-15)
+    np.testing.assert_allclose(smoothstep(t, 3), inside**4 * (35 - 84 * inside + 70 * inside**2 - 20 * inside**3),
+                               atol=1e-14)
+    for order in (1, 2, 3, 4):  # a step from 0 to 1, symmetric about t = 1/2
+        np.testing.assert_allclose(smoothstep(t, order) + smoothstep(1 - t, order), 1.0, atol=1e-14)
+
+
+def test_the_smoother_taper_gives_a_smaller_exact_torus(monkeypatch):
+    """Matern 3/2 with length 0.5 on 10 x 10 cells: the C^3 taper is exact on a torus where C^2 is not."""
+    field = GaussianRandomField(10, "matern", 0.0, 1.0, 0.5, 1.5)
+    assert field.embedding.taper == 3 and field.describe()["taper"].startswith("C^3")
+    size = math.prod(field.noise_shape)
+    a = field.from_normals(np.eye(size).reshape(-1, *field.noise_shape)).reshape(size, 100)
+    np.testing.assert_allclose(a.T @ a, field.covariance, rtol=0, atol=1e-12)
+    monkeypatch.setattr(circulant, "TAPER_ORDERS", (2,))
+    assert GaussianRandomField(10, "matern", 0.0, 1.0, 0.5, 1.5).embedding.shape[0] > field.embedding.shape[0]
+
+
 def test_embedding_grows_until_non_negative_definite():
     """Smooth kernels and long lengths need a larger torus than 2 (n - 1); the sampler finds one."""
     short = GaussianRandomField(32, "matern", 0.0, 1.0, 0.05, 1.5).embedding
     long = GaussianRandomField(32, "matern", 0.0, 1.0, 0.5, 1.5).embedding
-    assert short.shape == (64, 64) and long.shape[0] > 2 * short.shape[0]
+    assert short.shape == (64, 64) and long.shape[0] > 1.5 * short.shape[0]
     assert long.min_eigenvalue >= 0.0 or long.covariance_error <= EXACT_TOL
     assert GaussianRandomField(32, "matern", 0.0, 1.0, 0.5, 1.5).describe()["embedding"] == list(long.shape)
     # the corner of the embedding is the kernel on the grid's lags
