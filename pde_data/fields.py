@@ -67,6 +67,7 @@ import numpy as np
 
 from pde_data.circulant import CirculantEmbedding, embedding_bytes, fast_size
 from pde_data.config import Choice, ConfigError, Float, Spec
+from pde_data.heap import keep_freed_memory
 
 #: Kernel names accepted by :class:`GaussianRandomField`.
 KERNELS = ("exponential", "matern", "squared_exponential")
@@ -274,6 +275,7 @@ class GaussianRandomField:
         self.embedding: CirculantEmbedding | None = None
         self._noise: np.ndarray | None = None
         check_budget(self.n, self.method, self.memory_mb, prefix)
+        keep_freed_memory()  # draws reuse their FFT buffers' memory (pde_data.heap)
         if self.method == "fft":
             extra = {} if max_padding is None else {"max_padding": max_padding}
             self.embedding = CirculantEmbedding(self.n, self.correlation, memory_mb=self.memory_mb,

@@ -120,7 +120,7 @@ def test_solver_objects_are_reused(darcy):
 def test_refactorisations_reuse_their_memory(darcy):
     """The solver keeps freed workspaces in the heap: repeated solves take no page faults.
 
-    Without pde_data.lu.keep_freed_memory, some processes took 365 faults a solve here.
+    Without pde_data.heap.keep_freed_memory, some processes took 365 faults a solve here.
     """
     inputs = [darcy.draw(sample_rng(0, i)) for i in range(25)]
     for log_k in inputs[:5]:  # warm-up: the heap grows to the solve's peak

@@ -1,4 +1,4 @@
-"""pde_data.lu.keep_freed_memory: a freed large block is reused, not unmapped and faulted in again."""
+"""pde_data.heap.keep_freed_memory: a freed large block is reused, not unmapped and faulted in again."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="the m
 CYCLES = """
 import ctypes, resource, sys
 if sys.argv[1] == "keep":
-    from pde_data.lu import keep_freed_memory
+    from pde_data.heap import keep_freed_memory
     assert keep_freed_memory()
 libc = ctypes.CDLL(None)
 libc.malloc.restype = ctypes.c_void_p
