@@ -24,6 +24,10 @@ from zarr.errors import ChunkNotFoundError
 BLOCK_BYTES = 32 * 2**20
 #: Runtime settings of a store's arrays when written: every chunk is a file, an all-zero one too.
 WRITE_CONFIG = {"write_empty_chunks": True}
+#: ``chunk: auto``: about this many bytes in a chunk of the largest per-sample array ...
+AUTO_CHUNK_BYTES = 2 * 2**20
+#: ... and at least this many chunks in a store (work for several ranks; a killed run loses little).
+AUTO_MIN_CHUNKS = 8
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,20 @@ def _each_decoded(array: zarr.Array, first: int, last: int, on_bad) -> list[tupl
         except ChunkFault as fault:
             on_bad(fault.bad)
     return out
+
+
+def auto_chunk(sample_arrays: dict[str, tuple[tuple[int, ...], str]], samples: int) -> int:
+    """Samples per chunk for ``chunk: auto``: a power of two, about :data:`AUTO_CHUNK_BYTES` per chunk of the
+    largest of ``sample_arrays`` (name -> (shape, dtype) of one sample), and at least :data:`AUTO_MIN_CHUNKS`
+    chunks for ``samples``. Darcy and Poisson: 512 at n = 32, 128 at 64, 32 at 128, 8 at 256.
+
+    Each chunk write costs some tens of ms whatever its size (Zarr's per-call work, after the solves have
+    pushed it out of the caches): 128-sample chunks at n = 32 (0.5 MB) added 9 % to a Darcy sample, 512-sample
+    chunks 4 % (benchmarks/bench_grids.py).
+    """
+    largest = max(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in sample_arrays.values())
+    size = min(AUTO_CHUNK_BYTES // largest, samples // AUTO_MIN_CHUNKS)
+    return 1 << max(size, 1).bit_length() - 1
 
 
 def todo_chunks(done_index: np.ndarray, samples: int, chunk: int) -> list[int]:

@@ -16,12 +16,12 @@ with covariance *exactly* C is the corner of C_torus^(1/2) xi, xi ~ N(0, I).
 lengths give slightly negative eigenvalues. The side m is then grown
 (geometrically by :data:`GROWTH`, then bisected back over the FFT-friendly
 sizes) to the smallest size whose embedding is non-negative definite up to
-round-off. At each size the plain embedding is tried first, then the kernel
-tapered to 0 beyond the grid's lags by the smoothsteps of :data:`TAPER_ORDERS`
-(the grid never sees those lags, so its covariance stays exact; the smoother
-C^3 step makes the default kernel exact on a 288^2 torus at n = 128, against
-320^2 with C^2 alone): the clipped eigenvalues change the covariance by at most
-:data:`EXACT_TOL` relative to the variance. The growth stops at
+round-off: the clipped eigenvalues change the covariance by at most
+:data:`EXACT_TOL` relative to the variance. At each size the plain embedding
+is tried first, then the kernel tapered to 0 beyond the grid's lags by the
+smoothsteps of :data:`TAPER_ORDERS` (the grid never sees those lags, so its
+covariance stays exact; the smoother C^3 step makes the default kernel exact
+on a 288^2 torus at n = 128, against 320^2 with C^2 alone). The growth stops at
 ``max_padding * m0`` or at the memory budget, whichever is smaller. There,
 negative eigenvalues are clipped to 0 with a warning if the covariance error
 ``covariance_error`` is at most :data:`CLIP_MAX_ERROR`; a larger error is a

@@ -69,7 +69,8 @@ def add_generate(sub) -> None:
                    help="override one parameter of params.yaml, e.g. -S darcy.length=0.1 (repeatable)")
     p.add_argument("--n", type=int, help="number of samples (overrides PROBLEM.samples)")
     p.add_argument("--seed", type=int, help="base seed; sample i uses SeedSequence((seed, i)) (overrides PROBLEM.seed)")
-    p.add_argument("--chunk", type=int, help="samples per Zarr chunk (overrides PROBLEM.chunk)")
+    p.add_argument("--chunk", type=int, help="samples per Zarr chunk (overrides PROBLEM.chunk, whose default "
+                   "auto gives about 2 MiB chunks: 512 samples at n = 32, 32 at n = 128)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing pde-data store instead of refusing")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 

@@ -50,13 +50,16 @@ def _as_number(value: Any) -> Any:
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Int:
-    """An integer >= ``low`` (an integer-valued float such as ``200.0`` is accepted)."""
+    """An integer >= ``low`` (an integer-valued float such as ``200.0`` is accepted); with ``auto``, also "auto"."""
 
-    default: int
+    default: int | str
     low: int | None = None
+    auto: bool = False
 
-    def check(self, key: str, value: Any) -> int:
-        need = "an integer" + ("" if self.low is None else f" >= {self.low}")
+    def check(self, key: str, value: Any) -> int | str:
+        need = "an integer" + ("" if self.low is None else f" >= {self.low}") + (" or auto" if self.auto else "")
+        if self.auto and value == "auto":
+            return value
         value = _as_number(value)
         if not _is_number(value) or (isinstance(value, float) and not value.is_integer()):
             raise ConfigError(f"{key}: {value!r} is not an integer; need {need}")
@@ -344,7 +347,8 @@ def resolve(section: str, raw: Any, specs: Mapping[str, Spec]) -> dict[str, Any]
 GENERATE: dict[str, Spec] = {
     "samples": Int(256, low=1),  # number of samples in the store
     "seed": Int(0, low=0),  # sample i is drawn from SeedSequence((seed, i))
-    "chunk": Int(128, low=1),  # samples per Zarr chunk (the unit of work and of resume)
+    "chunk": Int("auto", low=1, auto=True),  # samples per Zarr chunk (the unit of work and of resume); auto:
+    # pde_data.chunks.auto_chunk (about 2 MiB of the largest per-sample array, at least 8 chunks)
 }
 
 

@@ -129,7 +129,8 @@ def generate(
     """Write or resume the store ``out`` for ``problem``; returns "created" or "resumed".
 
     ``overrides`` (``-S darcy.length=0.1``), then ``samples``, ``seed`` and
-    ``chunk``, override the ``params.yaml`` section. The store's writer lock
+    ``chunk``, override the ``params.yaml`` section; ``chunk: auto`` becomes
+    :func:`pde_data.chunks.auto_chunk` of the family's arrays. The store's writer lock
     is held (by rank 0) for the whole run; a resumed store is verified first
     and its bad chunks are written again.
     """
@@ -164,6 +165,8 @@ def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: bo
         family = family_cls(**kwargs)
 
     # 4. Rank 0 creates or checks the store, repairs bad chunks; all ranks agree on the chunks to do.
+    if settings["chunk"] == "auto":
+        settings = {**settings, "chunk": chunks.auto_chunk(family.sample_arrays, settings["samples"])}
     rec = store.record(family, settings, versions())
     status = _on_root(comm, store.prepare, out, family, rec, overwrite)
     n, size = settings["samples"], settings["chunk"]

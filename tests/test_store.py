@@ -10,10 +10,13 @@ from functools import partial
 import numpy as np
 import pytest
 import zarr
+from store_samples import assert_same_samples as assert_same
+from store_samples import read_samples
 
+from pde_data.chunks import auto_chunk
+from pde_data.config import ConfigError
 from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.store import StoreError, open_store
-from store_samples import assert_same_samples as assert_same, read_samples
 
 FIELDS = ("theta", "kappa", "f", "u", "flux")
 read = partial(read_samples, fields=FIELDS)
@@ -112,6 +115,27 @@ def test_mismatched_parameters_are_refused_then_overwritten(tmp_path, write_para
     assert open_store(out)[1]["generate"]["seed"] == 3
     assert read(out)["done"].all()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_auto_chunk_is_resolved_recorded_and_resumed(tmp_path, write_params):
+    """chunk: auto (the default) becomes a power of two: 2 MiB of a field, at least 8 chunks; the store records it."""
+    out = tmp_path / "p.zarr"
+    params = write_params(samples=40, chunk="auto")
+    assert generate("poisson", out, params, progress=False) == "created"
+    group, rec = open_store(out)
+    assert rec["generate"]["chunk"] == 4 and group["u"].chunks == (4, 8, 8)  # 40 // 8 = 5 -> 4
+    assert generate("poisson", out, params, progress=False) == "resumed"
+    with pytest.raises(StoreError, match=r"generate.chunk: store has 4, this run asks 8"):
+        generate("poisson", out, params, chunk=8, progress=False)
+    with pytest.raises(ConfigError, match=r"poisson.chunk: 'big' is not an integer; need an integer >= 1 or auto"):
+        generate("poisson", tmp_path / "q.zarr", write_params(chunk="big"), progress=False)
+
+
+@pytest.mark.parametrize(("n", "samples", "chunk"), [(32, 8000, 512), (64, 8000, 128), (128, 8000, 32),
+                                                    (256, 8000, 8), (32, 512, 64), (32, 5, 1)])
+def test_auto_chunk_sizes(n, samples, chunk):
+    arrays = {"log_k": ((n, n), "float32"), "p": ((n, n), "float32"), "Q": ((), "float64")}
+    assert auto_chunk(arrays, samples) == chunk
 
 
 def test_foreign_paths_are_never_touched(tmp_path, write_params):
