@@ -326,7 +326,7 @@ def main() -> None:
         "",
         ("Where a Darcy sample's CPU time goes, measured inside the end-to-end runs (the CPU time spent in the "
          "family's draw, solve and solve_fem and in the chunk writes; driver = the rest: generators, "
-         "stacking, progress), marginal per sample, median over the runs. The last column, end to end over "
+         "stacking, progress; small negative values are timer noise), marginal per sample, median over the runs. The last column, end to end over "
          "the time in solve_fem of the same run, is free of the machine's drift between runs:"),
         "",
         *breakdown(rows),
