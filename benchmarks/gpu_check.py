@@ -1,4 +1,4 @@
-"""The prepared GPU check: one script, about 8 minutes on one CUDA GPU, results in docs/GPU.md.
+"""The prepared GPU check: one script, about 10 minutes on one CUDA GPU, results in docs/GPU.md.
 
 Steps (each with its own time limit; a failed step is reported, the others still run):
 
@@ -8,7 +8,8 @@ Steps (each with its own time limit; a failed step is reported, the others still
 3. the paper-size Poisson FC net (3072-400-400-1024) trained for ``--budget`` FLOP work units
    with SGD, AdamW and 2-level FAS on a generated Poisson store: wall time and best validation
    MSE per method;
-4. ``bench_mc.py --device cuda``: surrogate predictions per second against FEM solves per second.
+4. ``bench_mc.py --device cuda``: surrogate predictions per second against FEM solves per second,
+   at n = 32 and at n = 128 (issue 15's CUDA target: fields + surrogate at least 1000x FEM at n = 128).
 
     python benchmarks/gpu_check.py [--out docs/GPU.md] [--budget 2000] [--samples 4000]
 
@@ -87,6 +88,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as work:
         _train_methods(Path(work), args.budget, args.samples, log)
     _step("Monte Carlo throughput (bench_mc.py)", [py, "benchmarks/bench_mc.py", "--device", "cuda"], 90, log)
+    _step("Monte Carlo throughput at n = 128 (bench_mc.py)",
+          [py, "benchmarks/bench_mc.py", "--device", "cuda", "--n", "128", "--batch", "4096", "--nets", "params"],
+          150, log)
     Path(args.out).write_text("\n".join(log) + "\n")
     print(f"-> {args.out}")
     return 0
