@@ -15,6 +15,9 @@ For each n of ``--sizes`` it measures, per sample:
   solve is paired: each end-to-end run over the mean of the bare runs just before
   and just after it, the median over the repeats (this machine's speed drifts by
   up to ~20% over seconds, so best-of figures from different moments mislead);
+  and, inside those runs, the CPU time of the draws, the solves (``solve_fem``
+  apart) and the chunk writes, whose sum over the time in ``solve_fem`` is the
+  end-to-end ratio within one run;
 - samples/s of ``generate`` under ``mpiexec -n R`` for R = 1, 2, marginal
   likewise: each rank times two stores (R chunks, then N samples) in one
   process, so that process start-up, imports and JIT-cache loading drop out.
@@ -23,8 +26,9 @@ Every process runs with one BLAS/OpenMP thread (MUMPS would otherwise use two
 threads in a one-rank run and none to spare with two ranks), so "1 rank" is
 one core and the bare solve is the one-core figure.
 Each time is the best of ``--repeat`` interleaved runs, to damp the noise of a
-shared machine; the end-to-end ratio is the paired median described above. Prints a table and the issue's targets next to the measured
-ratios; ``--out`` also writes them as Markdown (default docs/GRIDS.md).
+shared machine; the end-to-end ratios are medians as described above. Prints a
+table and the issue's targets next to the measured ratios; ``--out`` also writes
+them as Markdown (default docs/GRIDS.md).
 
     .venv/bin/python benchmarks/bench_grids.py [--sizes 32 64 128 256] [--repeat 2] [--out docs/GRIDS.md]
 """
