@@ -197,7 +197,7 @@ def auto_chunk(sample_arrays: dict[str, tuple[tuple[int, ...], str]], samples: i
     """
     largest = max(int(np.prod(shape)) * np.dtype(dtype).itemsize for shape, dtype in sample_arrays.values())
     size = min(AUTO_CHUNK_BYTES // largest, samples // AUTO_MIN_CHUNKS)
-    return 1 << max(size, 1).bit_length() - 1
+    return 1 << (max(size, 1).bit_length() - 1)
 
 
 def todo_chunks(done_index: np.ndarray, samples: int, chunk: int) -> list[int]:
