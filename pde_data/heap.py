@@ -4,11 +4,12 @@ A refactorisation frees and allocates the same workspaces at every solve, and a
 field draw its FFT buffers. With glibc's default, dynamically adjusted malloc
 thresholds, whether those blocks go back to the OS (and are page-faulted in again,
 zero-filled by the kernel, at the next use) depends on the process's allocation
-history: Darcy at n = 32 took 3.6 ms a solve in one process and 2.8 ms in the next,
-with 365 page faults and 0.5 ms of kernel time a solve in the slow one; at n = 256
-every process took 27 thousand faults (105 MB) and 60 ms of kernel time in a 360 ms
-solve. :func:`keep_freed_memory` fixes the thresholds: no test or benchmark then
-depends on that history. The direct solvers (:mod:`pde_data.lu`) and the random
+history. ``benchmarks/bench_heap.py`` printed, per Darcy solve: at n = 32, 3.60 ms
+with 365 page faults and 0.52 ms of kernel time in one of three processes (the others
+none), against 2.82 ms and no faults with the fix; at n = 256, 382.6 ms with 26,918
+faults (105 MB) and 57.9 ms of kernel time, against 306.5 ms and none.
+:func:`keep_freed_memory` fixes the thresholds: no test or benchmark then depends
+on that history. The direct solvers (:mod:`pde_data.lu`) and the random
 field samplers (:mod:`pde_data.fields`) call it.
 """
 
