@@ -35,7 +35,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["WidthNet", "MLP", "CNN", "build_model"]
+from surrogate.spaces import Role, chain_roles
+
+__all__ = ["WidthNet", "MLP", "CNN", "build_model", "in_target_order"]
 
 
 class WidthNet(nn.Module):
@@ -52,6 +54,18 @@ class WidthNet(nn.Module):
     def resized(self, hidden_sizes: Sequence[int]) -> "WidthNet":
         """A network of the same class and input/output shapes with these hidden widths."""
         raise NotImplementedError
+
+    def space_weights(self) -> list[torch.Tensor]:
+        """Per hidden space, the weight whose rows produce its units (heavy edge matching reads them)."""
+        return [layer.weight for layer in self.layers[:-1]]
+
+    def roles(self) -> list[Role]:
+        """Per parameter, the hidden spaces of its rows and columns (:class:`~surrogate.multilevel.transfer.Role`)."""
+        return chain_roles(len(self.layers))
+
+    def flops_per_sample(self) -> float:
+        """Forward FLOPs per sample: 2 * (weights x output positions) summed over the layers."""
+        return float(sum(2 * layer.weight.numel() * pos for layer, pos in zip(self.layers, self.positions)))
 
     def _like(self, net: "WidthNet") -> "WidthNet":
         p = next(self.parameters())
@@ -155,19 +169,50 @@ class CNN(WidthNet):
         return f"in_channels={self.in_channels}, in_size={self.in_size}, conv={self.conv}, fc={self.fc}, out={self.out}"
 
 
-def build_model(spec: Mapping, in_shape: Sequence[int], out_dim: int) -> WidthNet:
+def in_target_order(out_shapes: Sequence[tuple], fields: torch.Tensor | None,
+                    scalars: torch.Tensor | None) -> torch.Tensor:
+    """The output vector (B, out_dim): field maps (B, n_fields, n*n) and scalars (B, n_scalars), interleaved in
+    the order of ``out_shapes`` (the layout's targets: () for a scalar, (n, n) for a field)."""
+    parts, f, s = [], 0, 0
+    for shape in out_shapes:
+        if shape:
+            parts.append(fields[:, f])
+            f += 1
+        else:
+            parts.append(scalars[:, s:s + 1])
+            s += 1
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+
+
+def build_model(spec: Mapping, in_shape: Sequence[int], out_dim: int,
+                out_shapes: Sequence[Sequence[int]] | None = None) -> nn.Module:
     """Build a network from a model spec (the ``models.<problem>.<kind>`` section).
 
-    ``{"kind": "mlp", "hidden": [...]}`` or
-    ``{"kind": "cnn", "conv": [[channels, kernel, stride], ...], "fc": [...]}``;
-    ``in_shape`` is one sample's input shape ((C, H, W) for a CNN).
+    ``{"kind": "mlp", "hidden": [...]}``,
+    ``{"kind": "cnn", "conv": [[channels, kernel, stride], ...], "fc": [...]}``,
+    ``{"kind": "unet", "channels": [...], "head": [...]}`` (:mod:`surrogate.unet`) or
+    ``{"kind": "fno", "modes": m, "width": w, "layers": L}`` (:mod:`surrogate.fno`);
+    ``in_shape`` is one sample's input shape ((C, H, W) for all but the MLP),
+    ``out_shapes`` the targets' shapes in output order (() or (n, n); default:
+    one field if ``out_dim`` is n*n, else one scalar).
     """
     kind = spec.get("kind")
     in_shape = tuple(int(s) for s in in_shape)
     if kind == "mlp":
         return MLP([math.prod(in_shape), *spec["hidden"], int(out_dim)])
+    if kind not in ("cnn", "unet", "fno"):
+        raise ValueError(f"model kind = {kind!r}: allowed: 'mlp', 'cnn', 'unet', 'fno'")
+    if len(in_shape) != 3:
+        raise ValueError(f"a {kind} needs a (C, H, W) input shape, got {in_shape!r}")
     if kind == "cnn":
-        if len(in_shape) != 3:
-            raise ValueError(f"a CNN needs a (C, H, W) input shape, got {in_shape!r}")
         return CNN(in_shape[0], spec["conv"], spec.get("fc", ()), int(out_dim), in_shape[1:])
-    raise ValueError(f"model kind = {kind!r}: allowed: 'mlp', 'cnn'")
+    n = in_shape[1]
+    if out_shapes is None:
+        out_shapes = [(n, n)] if out_dim == n * n else [()] * int(out_dim)
+    if kind == "unet":
+        from surrogate.unet import UNet
+
+        return UNet(in_shape[0], spec["channels"], n, out_shapes, spec.get("head", (64,)))
+    from surrogate.fno import FNO
+
+    return FNO(in_shape[0], n, out_shapes, spec.get("modes", 12), spec.get("width", 32), spec.get("layers", 4))

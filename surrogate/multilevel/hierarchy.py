@@ -30,6 +30,10 @@ class Hierarchy:
 
     def __init__(self, model: WidthNet, config: FASConfig, seed: int = 0):
         self.levels = config.levels
+        if self.levels > 1 and not isinstance(model, WidthNet):
+            raise ConfigError(f"train.fas.levels / train.growth.levels: {self.levels} is not allowed for a "
+                              f"{type(model).__name__}: a width hierarchy needs hidden widths (mlp, cnn, unet); "
+                              "train it with levels 1 (trainer sgd, adam or adamw, growth.levels 1)")
         self.theta = config.theta
         self.interpolation = config.interpolation
         self.order = config.order
@@ -49,7 +53,7 @@ class Hierarchy:
         """Recompute every matching, finest first, and set nets[i+1] = Pi nets[i]."""
         for i in range(self.levels - 1):
             fine = self.nets[i]
-            self._set_transfer(i, [self._match(layer.weight) for layer in fine.layers[:-1]])
+            self._set_transfer(i, [self._match(weight) for weight in fine.space_weights()])
             with torch.no_grad():
                 for p_c, x_c in zip(self.nets[i + 1].parameters(), self.transfers[i].restrict(list(fine.parameters()))):
                     p_c.copy_(x_c)
@@ -67,7 +71,7 @@ class Hierarchy:
 
     def _set_transfer(self, i: int, coarsenings: list[Coarsening]) -> None:
         fine = self.nets[i]
-        transfer = Transfer([p.shape for p in fine.parameters()], coarsenings)
+        transfer = Transfer([p.shape for p in fine.parameters()], coarsenings, fine.roles())
         if i < len(self.transfers):
             self.transfers[i] = transfer
         else:

@@ -36,7 +36,9 @@ from typing import Sequence
 
 import torch
 
-__all__ = ["Coarsening", "Transfer"]
+from ..spaces import Role, chain_roles
+
+__all__ = ["Coarsening", "Role", "Transfer", "chain_roles"]
 
 
 def _along(v: torch.Tensor, ndim: int, dim: int) -> torch.Tensor:
@@ -84,30 +86,38 @@ class Coarsening:
 class Transfer:
     """Pi (25), P (27) and R = P^T (28) between a network and its coarse version.
 
-    ``coarsenings[k]`` couples the hidden layer after weight layer k; all
-    three maps act on lists of tensors in ``parameters()`` order and return
-    new tensors (no autograd graph).
+    ``coarsenings[s]`` couples hidden space s; ``roles`` (default: a chain,
+    :func:`chain_roles`, where space k follows weight layer k) say which
+    spaces each parameter's rows and columns belong to.  A space read by
+    several layers (a U-Net's skip connection) is coarsened alike in all.
+    All three maps act on lists of tensors in ``parameters()`` order and
+    return new tensors (no autograd graph).
     """
 
-    def __init__(self, fine_shapes: Sequence[torch.Size], coarsenings: Sequence[Coarsening]):
-        n_layers = len(fine_shapes) // 2
-        if len(coarsenings) != n_layers - 1:
-            raise ValueError(f"{n_layers} weight layers need {n_layers - 1} coarsenings, got {len(coarsenings)}")
+    def __init__(self, fine_shapes: Sequence[torch.Size], coarsenings: Sequence[Coarsening],
+                 roles: Sequence[Role] | None = None):
         self.coarsenings = list(coarsenings)
         self.fine_shapes = [torch.Size(s) for s in fine_shapes]
-        # (rows, cols) coarsening of each weight layer: rows = its outputs, cols = its inputs
-        self.maps = [(coarsenings[k] if k < n_layers - 1 else None, coarsenings[k - 1] if k > 0 else None)
-                     for k in range(n_layers)]
-        self.coarse_shapes = []
-        for (rows, cols), w_shape, b_shape in zip(self.maps, self.fine_shapes[0::2], self.fine_shapes[1::2]):
-            out = rows.n_c if rows else w_shape[0]
-            if cols is None:
-                w_c = w_shape[1:]
-            elif len(w_shape) == 2:          # fully connected: columns come in blocks per input unit
-                w_c = (w_shape[1] // cols.n * cols.n_c,)
-            else:                            # convolution: (out, in, kh, kw)
-                w_c = (cols.n_c, *w_shape[2:])
-            self.coarse_shapes += [torch.Size((out, *w_c)), torch.Size((out,) if rows else b_shape)]
+        if roles is None:
+            if len(coarsenings) != len(fine_shapes) // 2 - 1:
+                raise ValueError(f"{len(fine_shapes) // 2} weight layers need {len(fine_shapes) // 2 - 1} "
+                                 f"coarsenings, got {len(coarsenings)}")
+            roles = chain_roles(len(fine_shapes) // 2)
+        if len(roles) != len(self.fine_shapes):
+            raise ValueError(f"{len(self.fine_shapes)} parameters need as many roles, got {len(roles)}")
+        self.roles = list(roles)
+        self.coarse_shapes = [self._coarse_shape(s, r) for s, r in zip(self.fine_shapes, self.roles)]
+
+    def _coarse_shape(self, shape: torch.Size, role: Role) -> torch.Size:
+        dims = list(shape)
+        row_dim, col_dim = (1, 0) if role.transposed else (0, 1)
+        if role.rows is not None:
+            dims[row_dim] = self.coarsenings[role.rows].n_c
+        if role.cols and role.cols != (None,):
+            units = sum(self.coarsenings[s].n for s in role.cols)
+            block = dims[col_dim] // units   # a fully connected layer after a flatten: columns per channel
+            dims[col_dim] = block * sum(self.coarsenings[s].n_c for s in role.cols)
+        return torch.Size(dims)
 
     @property
     def hidden_sizes(self) -> list[int]:
@@ -116,22 +126,28 @@ class Transfer:
 
     def _map(self, tensors, row_op, col_op, coarse_in: bool) -> list[torch.Tensor]:
         shapes = self.fine_shapes if coarse_in else self.coarse_shapes
-        out = []
         with torch.no_grad():
-            for k, (rows, cols) in enumerate(self.maps):
-                w, b = tensors[2 * k], tensors[2 * k + 1]
-                if cols is not None:
-                    units = cols.n_c if coarse_in else cols.n
-                    # (out, in_units, block); 2-D when block = 1 (index ops along dim 1 are faster)
-                    block = w.numel() // (w.shape[0] * units)
-                    w = w.reshape(w.shape[0], units, block) if block > 1 else w.reshape(w.shape[0], units)
-                    w = col_op(cols, w, 1)
-                if rows is not None:
-                    w, b = row_op(rows, w, 0), row_op(rows, b, 0)
-                if rows is None and cols is None:
-                    w = w.clone()
-                out += [w.reshape(shapes[2 * k]), b if rows is not None else b.clone()]
-        return out
+            return [self._map_one(t, role, shape, row_op, col_op, coarse_in)
+                    for t, role, shape in zip(tensors, self.roles, shapes)]
+
+    def _map_one(self, t, role: Role, shape, row_op, col_op, coarse_in: bool) -> torch.Tensor:
+        coarse_cols = bool(role.cols) and role.cols != (None,)
+        if role.rows is None and not coarse_cols:
+            return t.clone()
+        w = t.transpose(0, 1) if role.transposed else t
+        if coarse_cols:
+            blocks = [self.coarsenings[s] for s in role.cols]
+            units = [c.n_c if coarse_in else c.n for c in blocks]
+            # (out, in_units, block); 2-D when block = 1 (index ops along dim 1 are faster)
+            block = w.numel() // (w.shape[0] * sum(units))
+            w = w.reshape(w.shape[0], sum(units), block) if block > 1 else w.reshape(w.shape[0], sum(units))
+            parts = [col_op(c, part, 1) for c, part in zip(blocks, w.split(units, dim=1))]
+            w = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        if role.rows is not None:
+            w = row_op(self.coarsenings[role.rows], w, 0)
+        if role.transposed:
+            return w.reshape(shape[1], shape[0], *shape[2:]).transpose(0, 1).contiguous()
+        return w.reshape(shape)
 
     def restrict(self, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """x_c = Pi x, eq. (25): W_k^c = pi_{k+1} W_k P_k, b_k^c = pi_{k+1} b_k."""
