@@ -44,6 +44,10 @@ def _fmt(x: float | None) -> str:
     return "-" if x is None else f"{x:.4g}"
 
 
+def _pct(x: float | None) -> str:
+    return "-" if x is None else f"{100 * x:.2f}%"
+
+
 def collect_runs(models: Path, metrics: Path) -> list[dict]:
     """One record per trained model directory: its training summary and test metrics."""
     runs = []
@@ -74,9 +78,11 @@ def training_table(runs: list[dict]) -> list[str]:
 
 
 def test_table(runs: list[dict]) -> list[str]:
-    """Test-split errors of the best (by validation) fine and auxiliary networks, in physical units."""
-    lines = ["| problem | model | trainer | network | target | test MSE | test L-inf | test rel. L2 |",
-             "|---|---|---|---|---|---|---|---|"]
+    """Test-split errors of the best (by validation) fine and auxiliary networks, in physical units; relative
+    L2 per sample (mean, median, 95th percentile), nRMSE = RMSE / std of the true values, Pearson correlation."""
+    lines = ["| problem | model | trainer | network | target | test MSE | test L-inf | rel. L2 mean | rel. L2 median "
+             "| rel. L2 p95 | nRMSE | corr. |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         test = run["test"]
         if test is None:
@@ -85,7 +91,9 @@ def test_table(runs: list[dict]) -> list[str]:
         for network, label in (("fine", "fine"), ("aux", "first auxiliary")):
             for target, m in (test.get(network) or {}).items():
                 lines.append(f"| {s['problem']} | {s['model']} | {s['trainer']} | {label} | {target} | "
-                             f"{_fmt(m['mse'])} | {_fmt(m['linf'])} | {_fmt(m['rel_l2'])} |")
+                             f"{_fmt(m['mse'])} | {_fmt(m['linf'])} | {_pct(m.get('rel_l2_mean'))} | "
+                             f"{_pct(m.get('rel_l2_median'))} | {_pct(m.get('rel_l2_p95'))} | "
+                             f"{_fmt(m.get('nrmse'))} | {_fmt(m.get('corr'))} |")
     return lines
 
 

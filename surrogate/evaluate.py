@@ -5,16 +5,18 @@ For each network file in the model directory -- ``best.pt`` (key ``fine``),
 ``final.pt`` (``fine_final``) and ``aux_final.pt`` (``aux_final``) -- the
 test split of the store (the split fractions the model was trained with) is
 predicted through :meth:`surrogate.io.Surrogate` and compared with the
-stored solutions in physical units: ``mse`` (the paper's "L2 loss"),
-``linf`` (maximum absolute error, "L-infinity") and ``rel_l2`` (relative L2
-error of the split), per target (``u``; ``Q`` and/or ``p``).
+stored solutions in physical units, per target (``u``; ``Q`` and/or ``p``):
+``mse`` (the paper's "L2 loss"), ``linf`` (maximum absolute error,
+"L-infinity"), ``rel_l2`` (relative L2 error of the split), the per-sample
+relative L2 error's mean, median and 95th percentile, ``nrmse`` and ``corr``
+(:mod:`surrogate.metrics`).
 
-``--out FILE`` is a flat JSON of numbers for ``dvc metrics`` (``test_mse``,
-``test_linf``, ``test_rel_l2`` and ``aux_test_*`` on the first target);
+``--out FILE`` is a flat JSON of numbers for ``dvc metrics`` (``test_<key>``
+for :data:`FLAT_KEYS` and ``aux_test_mse`` on the first target);
 ``FILE.meta.json`` beside it holds everything::
 
     {"problem": ..., "store": {...}, "same_store_as_training": true, "n_test": ...,
-     "fine": {"u": {"mse": ..., "linf": ..., "rel_l2": ...}},
+     "fine": {"u": {"mse": ..., "linf": ..., "rel_l2": ..., "rel_l2_mean": ..., "nrmse": ..., ...}},
      "aux": {...}, "fine_final": {...}, "aux_final": {...}}
 
 Figures (``--plots DIR``): ``samples.png`` (a few test samples: input,
@@ -44,7 +46,14 @@ from surrogate.runtime import write_json
 NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
 METRIC_DEFINITIONS = {"mse": "mean squared error (paper: L2 loss)",
                       "linf": "maximum absolute error (paper: L-infinity loss)",
-                      "rel_l2": "||pred - true||_2 / ||true||_2 over the test split"}
+                      "rel_l2": "||pred - true||_2 / ||true||_2 over the test split",
+                      "rel_l2_mean": "mean over test samples of ||pred_i - true_i||_2 / ||true_i||_2",
+                      "rel_l2_median": "median over test samples of the per-sample relative L2 error",
+                      "rel_l2_p95": "95th percentile over test samples of the per-sample relative L2 error",
+                      "nrmse": "root mean squared error / standard deviation of the true values",
+                      "corr": "Pearson correlation of predicted and true values"}
+#: The test figures of the first target in the flat metrics file (``test_<key>``).
+FLAT_KEYS = ("mse", "linf", "rel_l2_mean", "rel_l2_median", "rel_l2_p95", "nrmse", "corr")
 
 
 def test_split(model: Surrogate, store, index: np.ndarray, batch_size: int) -> Split:
@@ -169,10 +178,10 @@ def _scalar_target(model: Surrogate) -> str | None:
 
 
 def flat_metrics(result: Mapping) -> dict[str, float]:
-    """The figures to compare across experiments: test MSE and L-inf of the best fine network and test MSE
+    """The figures to compare across experiments: :data:`FLAT_KEYS` of the best fine network and the test MSE
     of the auxiliary one, first target (all targets, networks and metrics are in the ``.meta.json`` sibling)."""
     target = result["targets"][0]
-    out = {"test_mse": result["fine"][target]["mse"], "test_linf": result["fine"][target]["linf"]}
+    out = {f"test_{key}": result["fine"][target][key] for key in FLAT_KEYS}
     if "aux" in result:
         out["aux_test_mse"] = result["aux"][target]["mse"]
     return out
