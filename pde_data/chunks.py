@@ -12,13 +12,16 @@ along the sample axis only, so chunk ``k`` holds samples ``k*chunk`` to
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import zarr
 from zarr.errors import ChunkNotFoundError
+
+from pde_data import manifest
+from pde_data.manifest import Manifest
 
 #: Samples read at once when many chunks are decoded in a row.
 BLOCK_BYTES = 32 * 2**20
@@ -135,24 +138,54 @@ def decode(array: zarr.Array, first: int, last: int) -> np.ndarray:
         raise ChunkFault(bad_chunk(array, first, decode_problem(err), last)) from err
 
 
-def check_chunks(root: Path, array: zarr.Array, chunks: Iterable[int], on_bad=None, on_done=lambda n: None) -> None:
-    """Check that each of ``chunks`` of ``array`` exists and decodes.
+def file_problem(root: Path, array: zarr.Array, k: int) -> str | None:
+    """"missing" or "a symbolic link" when chunk ``k`` of ``array`` is not a file of the store's own; else None."""
+    file = chunk_file(root, array, k)
+    if file.is_symlink():
+        return f"a symbolic link (to {os.readlink(file)}); a store's chunks must be its own files"
+    return None if file.is_file() else "missing"
+
+
+def nonfinite(values: np.ndarray, start: int) -> str | None:
+    """Which samples of ``values`` (samples ``start``, ``start + 1``, ...) hold NaN or inf; None if none do."""
+    if values.dtype.kind not in "fc" or values.size == 0:
+        return None
+    bad = np.flatnonzero(~np.isfinite(values.reshape(len(values), -1)).all(axis=1))
+    if bad.size == 0:
+        return None
+    shown = ", ".join(str(start + int(i)) for i in bad[:5]) + (", ..." if bad.size > 5 else "")
+    return f"non-finite values (NaN or inf) in sample{'s' * (bad.size > 1)} {shown}"
+
+
+#: ``inspect(array, first, block)`` of a store: [(chunk, what is wrong)] for the chunks of a decoded block.
+Inspect = Callable[[zarr.Array, int, np.ndarray], list[tuple[int, str]]]
+
+
+def check_chunks(root: Path, array: zarr.Array, chunks: Iterable[int], on_bad=None, on_done=lambda n: None,
+                 inspect: Inspect | None = None) -> None:
+    """Check that each of ``chunks`` of ``array`` is a file of the store, decodes and passes ``inspect``.
 
     Without ``on_bad`` the first bad chunk raises :class:`ChunkFault`; with it,
     every bad chunk is passed to ``on_bad`` and the check goes on. ``on_done(n)``
     counts the chunks checked (for a progress bar).
     """
+    def report(bad: BadChunk) -> None:
+        if on_bad is None:
+            raise ChunkFault(bad)
+        on_bad(bad)
+
     present = []
     for k in map(int, chunks):
-        if chunk_file(root, array, k).is_file():
+        problem = file_problem(root, array, k)
+        if problem is None:
             present.append(k)
             continue
-        if on_bad is None:
-            raise ChunkFault(bad_chunk(array, k, "missing"))
-        on_bad(bad_chunk(array, k, "missing"))
+        report(bad_chunk(array, k, problem))
         on_done(1)
     for first, last in runs(present, chunks_per_block(array)):
-        _each_decoded(array, first, last, on_bad)
+        for k0, block in _each_decoded(array, first, last, on_bad):
+            for k, problem in inspect(array, k0, block) if inspect is not None else ():
+                report(bad_chunk(array, k, problem))
         on_done(last - first + 1)
 
 
@@ -209,18 +242,24 @@ def todo_chunks(done_index: np.ndarray, samples: int, chunk: int) -> list[int]:
     return np.flatnonzero(np.bincount(done_index // chunk, minlength=count) < sizes).tolist()
 
 
-def writable(group: zarr.Group, names) -> dict[str, zarr.Array]:
-    """The arrays ``names`` of an open store, set to write every chunk (an all-zero one too) as a file."""
-    return {name: group[name].with_config(WRITE_CONFIG) for name in names}
+def writable(group: zarr.Group, names) -> dict[str, zarr.Array | Manifest]:
+    """The arrays ``names`` of an open store, set to write every chunk (an all-zero one too) as a file,
+    and its :class:`~pde_data.manifest.Manifest` (key ``manifest``) if it has one."""
+    targets: dict[str, zarr.Array | Manifest] = {name: group[name].with_config(WRITE_CONFIG) for name in names}
+    if manifest.NAME in group:
+        targets[manifest.NAME] = Manifest(group)
+    return targets
 
 
-def write_chunk(targets: dict[str, zarr.Array], start: int, arrays: dict[str, np.ndarray]) -> None:
-    """Write the samples ``start:start+len`` (a whole chunk) of each array, then mark them done.
+def write_chunk(targets: dict[str, zarr.Array | Manifest], start: int, arrays: dict[str, np.ndarray]) -> None:
+    """Write the samples ``start:start+len`` (a whole chunk) of each array, its manifest row, then mark them done.
 
-    ``targets`` maps each name of ``arrays`` and ``done`` to its Zarr array, opened
-    with :data:`WRITE_CONFIG` (see :func:`writable`).
+    ``targets``: from :func:`writable` (each name of ``arrays``, ``done`` and the manifest if any).
     """
     stop = start + len(next(iter(arrays.values())))
+    arrays = {name: np.asarray(value, dtype=targets[name].dtype) for name, value in arrays.items()}
     for name, value in arrays.items():
         targets[name][start:stop] = value
+    if manifest.NAME in targets:
+        targets[manifest.NAME].seal(start // targets["done"].chunks[0], arrays)
     targets["done"][start:stop] = True

@@ -17,9 +17,6 @@ import shlex
 import sys
 import traceback
 
-from pde_data.config import ConfigError
-from pde_data.problems import PROBLEMS
-
 
 def _command(sub, func) -> argparse.ArgumentParser:
     """Register the subcommand that ``func(args)`` runs, named after it (``_verify``: ``verify``).
@@ -51,7 +48,8 @@ def _generate(args: argparse.Namespace) -> None:
     from pde_data.generate import MPI, generate
 
     status = generate(args.problem, args.out, params_path=args.params, samples=args.n, seed=args.seed,
-                      chunk=args.chunk, overwrite=args.overwrite, progress=not args.no_progress, overrides=args.set)
+                      chunk=args.chunk, overwrite=args.overwrite, overwrite_changed=args.overwrite_changed,
+                      progress=not args.no_progress, overrides=args.set)
     if MPI.COMM_WORLD.rank == 0:
         from pde_data.store import summary
 
@@ -59,6 +57,8 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def add_generate(sub) -> None:
+    from pde_data.problems import PROBLEMS
+
     p = _command(sub, _generate)
     p.add_argument("problem", choices=list(PROBLEMS), help="PDE family")
     p.add_argument("--out", required=True, help="store path, e.g. data/poisson.zarr")
@@ -71,7 +71,13 @@ def add_generate(sub) -> None:
     p.add_argument("--seed", type=int, help="base seed; sample i uses SeedSequence((seed, i)) (overrides PROBLEM.seed)")
     p.add_argument("--chunk", type=int, help="samples per Zarr chunk (overrides PROBLEM.chunk, whose default "
                    "auto gives about 2 MiB chunks: 512 samples at n = 32, 32 at n = 128)")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing pde-data store instead of refusing")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--overwrite", action="store_true", help="replace an existing pde-data store instead of "
+                      "resuming it or refusing")
+    mode.add_argument("--overwrite-changed", action="store_true",
+                      help="resume the store if it was written with these settings, replace it if not (what a DVC "
+                           "stage whose output persists between runs wants); a path that is not a pde-data store is "
+                           "still refused")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -158,21 +164,33 @@ def _resume_hint(argv: list[str], command: str) -> str:
     """What to run to go on after an interrupt: the same command line (without --overwrite for generate)."""
     if command != "generate":
         return "interrupted"
-    return "interrupted; resume with: " + shlex.join(["pde-data", *(a for a in argv if a != "--overwrite")])
+    kept = (a for a in argv if a not in ("--overwrite", "--overwrite-changed"))
+    return "interrupted; resume with: " + shlex.join(["pde-data", *kept])
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the ``pde-data`` console script; returns the exit status."""
+    """Entry point of the ``pde-data`` console script; returns the exit status.
+
+    Everything past the standard library is imported in here, so that Ctrl-C at any moment ends in one line.
+    """
     argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _say(_resume_hint(argv, command))
+        return 130
+
+
+def _main(argv: list[str]) -> int:
+    from pde_data.config import ConfigError
+
     args = build_parser().parse_args(argv)
     try:
         return args.func(args) or 0
     except ConfigError as err:  # raised alike on every rank: report once
         _say(f"error: {err}")
         return 2
-    except KeyboardInterrupt:
-        _say(_resume_hint(argv, args.command))
-        return 130
     except OSError as err:  # e.g. a store on a full or read-only disk, outside the writes that generate wraps
         where = f" ({err.filename})" if err.filename else ""
         print(f"pde-data: error: {err.strerror or err}{where}", file=sys.stderr, flush=True)

@@ -48,16 +48,23 @@ def _as_number(value: Any) -> Any:
 # --------------------------------------------------------------------------
 # specs: a default and a check each
 # --------------------------------------------------------------------------
+#: Largest seed: what every generator of the project (numpy SeedSequence, torch.manual_seed) accepts.
+MAX_SEED = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Int:
-    """An integer >= ``low`` (an integer-valued float such as ``200.0`` is accepted); with ``auto``, also "auto"."""
+    """An integer in [``low``, ``high``] (an integer-valued float such as ``200.0`` is accepted); with ``auto``,
+    also "auto"."""
 
     default: int | str
     low: int | None = None
     auto: bool = False
+    high: int | None = None
 
     def check(self, key: str, value: Any) -> int | str:
-        need = "an integer" + ("" if self.low is None else f" >= {self.low}") + (" or auto" if self.auto else "")
+        bounds = [f">= {self.low}"] * (self.low is not None) + [f"<= {self.high}"] * (self.high is not None)
+        need = " ".join(["an integer", " and ".join(bounds)]).strip() + (" or auto" if self.auto else "")
         if self.auto and value == "auto":
             return value
         value = _as_number(value)
@@ -65,7 +72,14 @@ class Int:
             raise ConfigError(f"{key}: {value!r} is not an integer; need {need}")
         if self.low is not None and value < self.low:
             raise ConfigError(f"{key}: {int(value)} is too small; need {need}")
+        if self.high is not None and value > self.high:
+            raise ConfigError(f"{key}: {int(value)} is too large; need {need}")
         return int(value)
+
+
+def Seed(default: int) -> Int:  # noqa: N802 - a spec, named like the spec classes
+    """A seed: an integer in [0, :data:`MAX_SEED`]."""
+    return Int(default, low=0, high=MAX_SEED)
 
 
 @dataclass(frozen=True)
@@ -274,17 +288,53 @@ def replace(section: Section, **changes: Any) -> Section:
 # --------------------------------------------------------------------------
 # params.yaml and -S overrides
 # --------------------------------------------------------------------------
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing what a params file never needs: aliases (``*name``, the way to a
+    "billion laughs" bomb) and a key given twice in one mapping (YAML would keep the last silently)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.MarkedYAMLError(None, None, f"alias *{event.anchor} is not allowed (write the value out)",
+                                       event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise yaml.MarkedYAMLError(None, None, f"key {key!r} is given twice in one mapping",
+                                           key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def load_yaml(text: str, what: str) -> Any:
+    """Parse ``text`` with :class:`_StrictLoader`; a ConfigError names ``what`` and the place."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{what} is not valid YAML: {_yaml_problem(err)}") from None
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """``line L, column C: what is wrong`` of a YAML error (its first line when it has no place)."""
+    mark = getattr(err, "problem_mark", None)
+    problem = " ".join(filter(None, (getattr(err, "context", None), getattr(err, "problem", None))))
+    if mark is None or not problem:
+        return str(err).strip().splitlines()[0]
+    return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``'train.fas.gamma=0.1'`` -> (['train', 'fas', 'gamma'], 0.1); the value is parsed as YAML."""
     key, sep, raw = text.partition("=")
-    path = [p for p in key.strip().split(".") if p]
-    if not sep or len(path) < 2:
-        raise ConfigError(f"-S {text!r}: need SECTION.KEY=VALUE, e.g. train.lr=0.01")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError as err:
-        raise ConfigError(f"-S {text!r}: the value is not valid YAML ({err})") from None
-    return path, value
+    path = key.strip().split(".")
+    if not sep or len(path) < 2 or not all(part.strip() for part in path):
+        raise ConfigError(f"-S {text!r}: need SECTION.KEY=VALUE with no empty key between dots, e.g. train.lr=0.01")
+    value = load_yaml(raw, f"-S {text!r}: the value") if raw.strip() else None
+    return [part.strip() for part in path], value
 
 
 def _set_path(tree: dict, path: list[str], value: Any, text: str) -> None:
@@ -311,16 +361,7 @@ def read_params(path: str | Path | Mapping | None, overrides: Iterable[str] = ()
         data = copy.deepcopy(dict(path))
     else:
         path = Path(path)
-        try:
-            text = path.read_text()
-        except FileNotFoundError:
-            raise ConfigError(f"--params: {path} does not exist") from None
-        except OSError as err:
-            raise ConfigError(f"--params: cannot read {path}: {err.strerror or err}") from err
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            raise ConfigError(f"--params: {path} is not valid YAML: {err}") from err
+        data = load_yaml(_read_text(path), f"--params: {path}")
         data = {} if data is None else data
         if not isinstance(data, dict):
             raise ConfigError(f"--params: {path} must hold a mapping of sections, got {type(data).__name__}")
@@ -331,6 +372,28 @@ def read_params(path: str | Path | Mapping | None, overrides: Iterable[str] = ()
             raise ConfigError(f"-S {text!r}: unknown section {keys[0]!r}; need one of {', '.join(allowed)}")
         _set_path(data, keys, value, text)
     return data
+
+
+#: Largest params file read (a params.yaml is a few kB; anything near this is not one).
+MAX_PARAMS_BYTES = 2**20
+
+
+def _read_text(path: Path) -> str:
+    """The UTF-8 text of the params file ``path``; a ConfigError when it is missing, too large or binary."""
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_PARAMS_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError(f"--params: {path} does not exist") from None
+    except OSError as err:
+        raise ConfigError(f"--params: cannot read {path}: {err.strerror or err}") from None
+    if len(raw) > MAX_PARAMS_BYTES:
+        raise ConfigError(f"--params: {path} is larger than {MAX_PARAMS_BYTES // 2**20} MiB; not a params file")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"--params: {path} is not a UTF-8 text file (byte {err.start}); need a YAML params "
+                          "file") from None
 
 
 def resolve(section: str, raw: Any, specs: Mapping[str, Spec]) -> dict[str, Any]:
@@ -346,7 +409,7 @@ def resolve(section: str, raw: Any, specs: Mapping[str, Spec]) -> dict[str, Any]
 #: Keys of every problem section that drive the generation run, not the solver.
 GENERATE: dict[str, Spec] = {
     "samples": Int(256, low=1),  # number of samples in the store
-    "seed": Int(0, low=0),  # sample i is drawn from SeedSequence((seed, i))
+    "seed": Seed(0),  # sample i is drawn from SeedSequence((seed, i))
     "chunk": Int("auto", low=1, auto=True),  # samples per Zarr chunk (the unit of work and of resume); auto:
     # pde_data.chunks.auto_chunk (about 2 MiB of the largest per-sample array, at least 8 chunks)
 }

@@ -75,7 +75,7 @@ from pde_data.fields import (
     check_field_params,
     describe_method,
 )
-from pde_data.lu import direct_solver, solver_name
+from pde_data.lu import check_memory, direct_solver, solver_name
 
 SIDES = ("left", "right", "bottom", "top")
 _SIDE_TAG = {"left": 1, "right": 2, "bottom": 3, "top": 4}
@@ -125,6 +125,7 @@ class DarcyProblem:
             )
         self.params = p
         n = p["n"]
+        check_memory(2 * n * (n + 1) + n * n, "darcy.n", n)  # RTCF1 (one per edge) + DQ0 (one per cell) unknowns
         self._field: GaussianRandomField | None = None
         if p["method"] == "fft":
             self._field = self._make_field()  # cheap: a bad length or n fails here, not at the first draw

@@ -10,6 +10,7 @@ dealt round-robin to the ranks, each of which writes whole chunks.
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -123,17 +124,19 @@ def generate(
     seed: int | None = None,
     chunk: int | None = None,
     overwrite: bool = False,
+    overwrite_changed: bool = False,
     progress: bool = True,
     overrides: Sequence[str] = (),
     comm: MPI.Comm = MPI.COMM_WORLD,
 ) -> str:
-    """Write or resume the store ``out`` for ``problem``; returns "created" or "resumed".
+    """Write or resume the store ``out`` for ``problem``; returns "created", "resumed" or "replaced".
 
     ``overrides`` (``-S darcy.length=0.1``), then ``samples``, ``seed`` and
     ``chunk``, override the ``params.yaml`` section; ``chunk: auto`` becomes
     :func:`pde_data.chunks.auto_chunk` of the family's arrays. The store's writer lock
     is held (by rank 0) for the whole run; a resumed store is verified first
-    and its bad chunks are written again.
+    and its bad chunks are written again. ``overwrite`` replaces an existing
+    store of ours, ``overwrite_changed`` only one written with other settings.
     """
     # 1. Parameters: the problem's params.yaml section, command-line overrides on top.
     family_cls = get_family(problem)
@@ -145,11 +148,12 @@ def generate(
     if settings["samples"] > store.MAX_SAMPLES:
         raise ConfigError(f"{problem}.samples: {settings['samples']} is too large; need at most {store.MAX_SAMPLES}")
 
-    # 2. One writer per store: rank 0 takes the lock and holds it to the end.
-    out = Path(out)
+    # 2. One writer per store: rank 0 takes the lock and holds it to the end. A link to a store is
+    #    followed: the store is written (or replaced) where it is, and the link keeps pointing at it.
+    out = Path(os.path.realpath(out))
     held = _on_root(comm, _lock_and_tidy, out, share=False)
     try:
-        status = _write(comm, problem, family_cls, kwargs, settings, out, overwrite, progress)
+        status = _write(comm, problem, family_cls, kwargs, settings, out, (overwrite, overwrite_changed), progress)
         comm.barrier()
     finally:
         if held is not None:
@@ -157,7 +161,8 @@ def generate(
     return status
 
 
-def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: bool, progress: bool) -> str:
+def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: tuple[bool, bool],
+           progress: bool) -> str:
     # 3. The family on every rank; rank 0 first, so the others find the JIT cache warm.
     if comm.rank == 0:
         family = family_cls(**kwargs)
@@ -169,7 +174,7 @@ def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: bo
     if settings["chunk"] == "auto":
         settings = {**settings, "chunk": chunks.auto_chunk(family.sample_arrays, settings["samples"])}
     rec = store.record(family, settings, versions())
-    status = _on_root(comm, store.prepare, out, family, rec, overwrite)
+    status = _on_root(comm, store.prepare, out, family, rec, *overwrite)
     n, size = settings["samples"], settings["chunk"]
     todo = _on_root(comm, _todo, out, n, size, progress)[comm.rank :: comm.size]
     group, _ = store.open_store(out, mode="r+")

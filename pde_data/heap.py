@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import functools
+import os
 import platform
 
 #: glibc ``mallopt`` (parameter, value) pairs: no mmap for large blocks (they would be unmapped when
@@ -35,3 +36,8 @@ def keep_freed_memory() -> bool:
         return False
     mallopt = ctypes.CDLL(None).mallopt  # the process's own C library
     return all(mallopt(param, value) == 1 for param, value in MALLOPT.values())
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory of this machine (the bound that the size checks of the config compare with)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

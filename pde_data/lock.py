@@ -1,11 +1,13 @@
-"""One writer per store: an exclusive lock beside it, and the clean-up of what killed writers left.
+"""One writer per output: an exclusive lock beside it, and the clean-up of what killed store writers left.
 
-``pde-data generate`` holds :func:`writer_lock` for the whole job (under MPI,
-rank 0 holds it). The lock is ``fcntl.flock`` on ``.NAME.lock`` in the store's
-parent folder, which holds the holder's pid, host and start time; the kernel
-drops it when the process dies, so a killed job never leaves a stale lock. A
-clean release deletes the file; a killed job may leave the file, which is
-harmless.
+``pde-data generate`` holds :func:`writer_lock` on its store for the whole job
+(under MPI, rank 0 holds it), ``surrogate train`` on its model directory, live
+directory and metrics file. The lock is ``fcntl.flock`` on ``.NAME.lock`` in the
+output's parent folder, which holds the holder's pid, host and start time; the
+kernel drops it when the process dies, so a killed job never leaves a stale
+lock. A clean release deletes the file; a killed job may leave the file, which
+is harmless. The output's path is resolved through symbolic links first, so
+two names of one output share one lock.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ from pde_data.store import StoreError
 
 
 def lock_file(path: str | Path) -> Path:
-    path = Path(path)
+    """The lock file of the output at ``path`` (after resolving symbolic links)."""
+    path = Path(os.path.realpath(path))
     return path.parent / f".{path.name}.lock"
+
+
+class BusyError(StoreError):
+    """Another process holds the writer lock of an output."""
 
 
 class WriterLock:
@@ -54,31 +61,32 @@ class WriterLock:
         self.release()
 
 
-def _cannot(path: Path, err: OSError, what: str = "") -> StoreError:
-    return StoreError(f"--out {path}: cannot write the store: {what}{err.strerror or err}")
+def _cannot(path: Path, err: OSError, what: str, detail: str = "") -> StoreError:
+    return StoreError(f"--out {path}: cannot write the {what}: {detail}{err.strerror or err}")
 
 
-def writer_lock(path: str | Path) -> WriterLock:
-    """Take the exclusive writer lock of the store at ``path`` at once, or raise :class:`StoreError` naming its holder."""
+def writer_lock(path: str | Path, what: str = "store") -> WriterLock:
+    """Take the exclusive writer lock of the output at ``path`` (a ``what``: store, model directory ...) at
+    once, or raise :class:`BusyError` naming its holder."""
     path = Path(path)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise _cannot(path, err) from err
     file = lock_file(path)
+    try:
+        file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise _cannot(path, err, what) from err
     while True:
         try:
             fd = os.open(file, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as err:
-            raise _cannot(path, err, f"lock file {file}: ") from err
+            raise _cannot(path, err, what, f"lock file {file}: ") from err
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as err:
             holder = os.read(fd, 512).decode(errors="replace").strip() or "a process that has not yet said who"
             os.close(fd)
             if err.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise StoreError(f"store {path}: another writer holds it ({holder}; lock file {file}); "
-                                 "wait for that run to end or stop it") from None
+                raise BusyError(f"{what} {path}: another writer holds it ({holder}; lock file {file}); "
+                                "wait for that run to end or stop it") from None
             print(f"pde-data: warning: {file}: cannot lock ({err.strerror}); writing without a lock", file=sys.stderr)
             return WriterLock(path, os.open(os.devnull, os.O_RDONLY))
         try:  # a releasing holder may have deleted the file between our open and our lock
@@ -94,7 +102,7 @@ def writer_lock(path: str | Path) -> WriterLock:
         os.write(fd, f"pid {os.getpid()} on host {socket.gethostname()} since {since}\n".encode())
     except OSError as err:  # a full disk
         held.release()
-        raise _cannot(path, err, f"lock file {file}: ") from err
+        raise _cannot(path, err, what, f"lock file {file}: ") from err
     return held
 
 

@@ -11,16 +11,34 @@ iterative solver only starts to pay at n ~ 512 and is not offered.
 
 from __future__ import annotations
 
+import math
+
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from pde_data.heap import keep_freed_memory
+from pde_data.config import ConfigError
+from pde_data.heap import keep_freed_memory, physical_memory
 
 #: LU packages that pivot, in order of preference (a saddle-point matrix needs pivoting).
 PIVOTING_PACKAGES = ("mumps", "superlu_dist", "umfpack", "superlu")
 #: Grids with at least this many points per side factorise a symmetric positive definite matrix
 #: with MUMPS Cholesky (PETSc's own LU fills in badly beyond); smaller ones keep PETSc's LU.
 CHOLESKY_FROM_N = 64
+
+
+#: Bytes per unknown and per log2(unknowns) that a 2-D direct factorisation holds (nested-dissection fill,
+#: N log N): about what a Poisson solve at n = 256 (65,536 unknowns, ~0.2 GB) holds, per process.
+FACTOR_BYTES = 200
+
+
+def check_memory(unknowns: int, key: str, n: int) -> None:
+    """A ConfigError naming ``key`` when factorising ``unknowns`` unknowns would not fit in this machine's memory
+    (checked before the mesh is built: DOLFINx would otherwise fail with std::bad_alloc)."""
+    need = FACTOR_BYTES * unknowns * max(math.log2(unknowns), 1.0)
+    have = physical_memory()
+    if need > have:
+        raise ConfigError(f"{key}: {n} is too large for the direct solver: about {need / 2**30:.0f} GiB for "
+                          f"{unknowns:.3g} unknowns per process; this machine has {have / 2**30:.0f} GiB")
 
 
 def direct_solver(A: PETSc.Mat, *, pivoting: bool = False, spd: bool = False) -> PETSc.KSP:

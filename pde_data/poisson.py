@@ -35,7 +35,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from pde_data.config import Float, Int, Range, Spec
-from pde_data.lu import CHOLESKY_FROM_N, direct_solver, solver_name
+from pde_data.lu import CHOLESKY_FROM_N, check_memory, direct_solver, solver_name
 
 THETA_NAMES = ("kx", "ky", "ax", "ay", "alpha")
 
@@ -76,6 +76,7 @@ class PoissonProblem:
             key: spec.check(f"poisson.{key}", params.get(key, spec.default)) for key, spec in self.PARAMS.items()
         }
         n = self.params["n"]
+        check_memory(n * n, "poisson.n", n)  # P1 unknowns: one per grid point
         self.sample_arrays = {
             "theta": ((5,), "float64"),
             "kappa": ((n, n), "float32"),

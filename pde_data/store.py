@@ -15,7 +15,12 @@ Layout of a store (a Zarr v3 group):
 Format 2 ends the codecs of the per-sample arrays and ``done`` with a crc32c
 checksum per chunk and writes every chunk as a file, zeros too: a chunk of done
 samples that is missing or does not decode is corruption, which every read of
-:class:`StoreReader` refuses. Format 1 (no checksums) is still read.
+:class:`StoreReader` refuses. Format 3 adds the ``manifest`` array
+(:mod:`pde_data.manifest`): a digest per chunk bound to the store, the array and
+the chunk's index, so that a swapped, foreign or linked chunk is refused too.
+Every read also refuses NaN or inf in a done sample, a chunk that is a symbolic
+link, and arrays whose codecs are not the format's. Formats 1 (no checksums) and
+2 (no manifest) are still read with the checks they allow.
 
 A new store is built under a temporary name next to its target and renamed
 into place, so a path that holds anything else is never half-overwritten.
@@ -37,24 +42,31 @@ import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 
+from pde_data import manifest
 from pde_data.chunks import (
     WRITE_CONFIG,
     ChunkFault,
+    Inspect,
     bad_chunk,
-    chunk_file,
     decode,
     decode_problem,
+    file_problem,
+    nonfinite,
     read_done,
+    runs,
 )
 from pde_data.config import ConfigError
+from pde_data.manifest import Manifest
 
 #: Version of the layout above, written by this pde_data.
-STORE_FORMAT = 2
-#: Store formats this pde_data reads (1: no checksums).
-READ_FORMATS = (1, 2)
+STORE_FORMAT = 3
+#: Store formats this pde_data reads (1: no checksums; 2: no manifest).
+READ_FORMATS = (1, 2, 3)
+#: Codecs of every chunked array, from format 2 on (zarr's names, in order).
+CODEC_NAMES = ("bytes", "zstd", "crc32c")
 ATTR = "pde_data"
 #: Record keys that a resumed run must match exactly.
-MATCH_KEYS = ("problem", "schema_version", "params", "generate")
+MATCH_KEYS = ("store_format", "problem", "schema_version", "params", "generate")
 #: Claims beyond these are refused as corrupt before anything is allocated.
 MAX_SAMPLES = 2**31
 MAX_BYTES = 2**50  # 1 PiB of uncompressed samples
@@ -126,34 +138,91 @@ def _check_claims(path: Path, rec: dict) -> None:
                          f"({samples * per_sample / 2**50:.3g} PiB), beyond what a disk holds")
 
 
-def open_store(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str, Any]]:
-    """Open one of our stores (read-only by default) and check its arrays; returns (group, record)."""
-    rec = read_record(path)
-    group = zarr.open_group(path, mode=mode)
+def _expected_arrays(rec: dict) -> dict[str, tuple[tuple, tuple, np.dtype]]:
+    """(shape, chunks, dtype) of every chunked array that the record ``rec`` describes."""
     samples, chunk = rec["generate"]["samples"], rec["generate"]["chunk"]
     expected = {name: ((samples, *shape), (chunk, *shape), np.dtype(dtype))
                 for name, (shape, dtype) in rec["sample_arrays"].items()}
     expected["done"] = ((samples,), (chunk,), np.dtype(bool))
-    for name, (shape, chunks, dtype) in expected.items():
+    if rec["store_format"] >= 3:
+        rows = (-(-samples // chunk), len(rec["sample_arrays"]), manifest.DIGEST_BYTES)
+        expected[manifest.NAME] = (rows, (1, *rows[1:]), np.dtype(np.uint8))
+    return expected
+
+
+def open_store(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str, Any]]:
+    """Open one of our stores (read-only by default) and check its arrays; returns (group, record)."""
+    path = Path(path)
+    rec = read_record(path)
+    group = zarr.open_group(path, mode=mode)
+    for name, (shape, chunks, dtype) in _expected_arrays(rec).items():
         array = _member(group, path, name)
         if tuple(array.shape) != shape or tuple(array.chunks) != chunks:
             raise StoreError(f"store {path}: corrupt, array '{name}' has shape {array.shape} and chunks "
                              f"{array.chunks}; expected {shape} and {chunks}")
         if array.dtype != dtype:
             raise StoreError(f"store {path}: corrupt, array '{name}' has dtype {array.dtype}; its record says {dtype}")
+        codecs = tuple(codec.to_dict()["name"] for codec in array.metadata.codecs)
+        if rec["store_format"] >= 2 and codecs != CODEC_NAMES:
+            raise StoreError(f"store {path}: corrupt, array '{name}' has codecs [{', '.join(codecs)}]; a format-"
+                             f"{rec['store_format']} store has [{', '.join(CODEC_NAMES)}] (a checksum per chunk)")
     for name in rec["store_arrays"]:
         _member(group, path, name)
+    if rec["store_format"] >= 3:
+        _check_manifest(group, path, rec)
     return group, rec
 
 
-def _member(group: zarr.Group, path, name: str) -> zarr.Array:
+def _member(group: zarr.Group, path: Path, name: str) -> zarr.Array:
+    """The array ``name`` of the store at ``path``: its own folder (no link), with readable metadata."""
+    folder = path / name
+    for item in (folder, folder / "zarr.json", folder / "c"):
+        if item.is_symlink():
+            raise StoreError(f"store {path}: corrupt, {item.relative_to(path)} is a symbolic link (to "
+                             f"{os.readlink(item)}); a store's arrays must be its own files")
     try:
         array = group[name]
     except KeyError:
         raise StoreError(f"store {path}: corrupt, array '{name}' is missing") from None
+    except Exception as err:  # zarr raises several types for unreadable metadata (an empty zarr.json ...)
+        raise StoreError(f"store {path}: corrupt, the metadata of array '{name}' ({name}/zarr.json) cannot be "
+                         f"read ({type(err).__name__})") from None
     if not isinstance(array, zarr.Array):
         raise StoreError(f"store {path}: corrupt, '{name}' is not an array")
     return array
+
+
+def _check_manifest(group: zarr.Group, path: Path, rec: dict) -> None:
+    """The manifest names the record's arrays and has a store id (else it is refused as corrupt)."""
+    try:
+        names = Manifest(group).names
+    except (KeyError, TypeError, ValueError):
+        names = None
+    if names != list(rec["sample_arrays"]):
+        raise StoreError(f"store {path}: corrupt, the manifest's attributes (store id, arrays {names!r}) do not "
+                         f"describe this store's arrays {list(rec['sample_arrays'])}")
+
+
+def inspector(group: zarr.Group, rec: dict, done_index: np.ndarray) -> Inspect:
+    """The content check of a store's chunks: the done samples of a chunk (``done_index``: sorted indices;
+    a chunk's done samples are the ones its writer wrote) match its manifest row (format 3) and are finite."""
+    seal = Manifest(group) if rec["store_format"] >= 3 else None
+
+    def inspect(array: zarr.Array, first: int, block: np.ndarray) -> list[tuple[int, str]]:
+        size = array.chunks[0]
+        count = -(-len(block) // size)
+        rows = seal.rows(first, first + count - 1) if seal is not None and array.basename in seal.names else None
+        starts = first * size + size * np.arange(count + 1)
+        done = np.diff(np.searchsorted(done_index, starts))
+        found = []
+        for j, k in enumerate(range(first, first + count)):
+            part = block[j * size:j * size + done[j]]
+            problem = (rows is not None and seal.mismatch(array.basename, k, part, rows[j])) or nonfinite(part, k * size)
+            if problem:
+                found.append((k, problem))
+        return found
+
+    return inspect
 
 
 def repair_hint(path, problem: str) -> str:
@@ -177,6 +246,7 @@ class StoreReader:
         with _refusing(self.path, self.problem):
             #: Sorted int64 indices of the samples marked done.
             self.done_index = read_done(self.path, self.group["done"])
+        self.inspect = inspector(self.group, self.record, self.done_index)
         self._done_flags: np.ndarray | None = None
 
     @property
@@ -221,7 +291,8 @@ class StoreReader:
     def read(self, name: str, index: np.ndarray) -> np.ndarray:
         """Rows ``index`` (ascending) of a per-sample array, read as one contiguous range.
 
-        A missing or undecodable chunk that holds a requested done sample raises :class:`StoreError`.
+        A chunk that holds a requested done sample and is missing, a link, does not decode, is not the one
+        its manifest row describes, or holds NaN or inf raises :class:`StoreError`.
         """
         self.sample_shape(name)
         array = self.group[name]
@@ -230,12 +301,19 @@ class StoreReader:
             return np.zeros((0, *array.shape[1:]), dtype=array.dtype)
         lo, hi = int(index.min()), int(index.max()) + 1
         size = array.chunks[0]
+        first = lo // size
         wanted = np.unique(index[np.isin(index, self.done_in(lo, hi))] // size)
         with _refusing(self.path, self.problem):
-            for k in wanted:
-                if not chunk_file(self.path, array, int(k)).is_file():
-                    raise ChunkFault(bad_chunk(array, int(k), "missing"))
-            return decode(array, lo // size, (hi - 1) // size)[index - (lo // size) * size]
+            for k in map(int, wanted):
+                problem = file_problem(self.path, array, k)
+                if problem:
+                    raise ChunkFault(bad_chunk(array, k, problem))
+            block = decode(array, first, (hi - 1) // size)
+            for a, b in runs(wanted, len(wanted) or 1):
+                found = self.inspect(array, a, block[(a - first) * size:(b + 1 - first) * size])
+                if found:
+                    raise ChunkFault(bad_chunk(array, *found[0]))
+            return block[index - first * size]
 
     def read_chunk(self, name: str, k: int) -> np.ndarray:
         """All samples of chunk ``k`` of a per-sample array (the unit of streamed reads)."""
@@ -303,6 +381,7 @@ def _build(path: Path, family, rec: dict) -> None:
     for name, (shape, dtype, fill) in arrays.items():
         group.create_array(name, shape=(samples, *shape), chunks=(chunk, *shape), dtype=dtype, fill_value=fill,
                            compressors=COMPRESSORS, config=WRITE_CONFIG)
+    manifest.create(group, list(family.sample_arrays), -(-samples // chunk), COMPRESSORS, WRITE_CONFIG)
     for name, value in family.store_arrays().items():
         group.create_array(name, data=value)
     group.attrs[ATTR] = rec  # last: a group with this attribute is complete
@@ -329,13 +408,15 @@ def sibling(path: Path, kind: str) -> Path:
 SIBLING_KINDS = ("creating", "replaced")
 
 
-def prepare(path: str | Path, family, rec: dict, overwrite: bool = False) -> str:
-    """Create the store at ``path``, or check that it can be resumed; returns "created" or "resumed".
+def prepare(path: str | Path, family, rec: dict, overwrite: bool = False, overwrite_changed: bool = False) -> str:
+    """Create the store at ``path``, or check that it can be resumed; returns "created", "resumed" or
+    "replaced" (a store of other parameters, with ``overwrite_changed``).
 
-    An existing store is resumed only if its record matches ``rec`` on
-    problem, schema version, parameters and generation settings. With
-    ``overwrite``, a mismatched store of ours (or an empty directory) is
-    replaced; anything that is not one of our stores is never touched.
+    An existing store is resumed only if its record matches ``rec`` on store
+    format, problem, schema version, parameters and generation settings. With
+    ``overwrite``, a store of ours (or an empty directory) is replaced; with
+    ``overwrite_changed``, only a mismatched one is; anything that is not one of
+    our stores is never touched.
     """
     path = Path(path)
     exists = path.exists() or path.is_symlink()
@@ -345,18 +426,19 @@ def prepare(path: str | Path, family, rec: dict, overwrite: bool = False) -> str
         if not diffs and not overwrite:
             open_store(path, mode="r+")  # check the arrays too
             return "resumed"
-        if not overwrite:
+        if not (overwrite or overwrite_changed):
             raise StoreError(
                 f"store {path}: was written with other parameters; refusing to mix samples:\n  "
                 + "\n  ".join(diffs)
                 + "\nUse --overwrite to replace it, or choose another --out."
             )
     # Build under a temporary sibling name, then rename into place.
+    replacing = exists and any(path.iterdir())
     tmp = sibling(path, "creating")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         _build(tmp, family, rec)
-        if exists and any(path.iterdir()):
+        if replacing:
             trash = sibling(path, "replaced")
             os.rename(path, trash)
             os.rename(tmp, path)
@@ -366,7 +448,7 @@ def prepare(path: str | Path, family, rec: dict, overwrite: bool = False) -> str
     except OSError as err:
         shutil.rmtree(tmp, ignore_errors=True)
         raise StoreError(f"--out {path}: cannot write the store: {err.strerror or err}") from err
-    return "created"
+    return "created" if overwrite or not replacing else "replaced"
 
 
 def summary(path: str | Path) -> str:

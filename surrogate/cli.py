@@ -21,12 +21,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from pde_data.problems import PROBLEMS
-from surrogate import distributed
-from surrogate.config import MODELS, TRAINERS
-
 EXIT_ERROR = 2
 EXIT_DIVERGED = 3
+EXIT_INTERRUPTED = 130
 
 
 def _default_params() -> str | None:
@@ -42,6 +39,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from pde_data.problems import PROBLEMS
+    from surrogate.config import MODELS, TRAINERS
+
     parser = argparse.ArgumentParser(
         prog="surrogate",
         description="Train and evaluate neural-network PDE surrogates (MLP/CNN) on pde-data Zarr stores, "
@@ -65,9 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help="sgd/adam: one-level training; fas: multilevel FAS with the train.fas params "
                          "(default: train.trainer)")
     tr.add_argument("--out", required=True, metavar="DIR", help="output directory of the model files")
-    tr.add_argument("--resume", action="store_true",
-                    help="continue from OUT/checkpoint.pt if present (same params and store); "
-                         "ends with the same result as an uninterrupted run")
+    tr.add_argument("--resume", nargs="?", const="strict", choices=["strict", "auto"], default=None,
+                    help="continue from OUT/checkpoint.pt if present; ends with the same result as an "
+                         "uninterrupted run. --resume (strict): a checkpoint of other params or another store is "
+                         "refused; --resume auto: such a checkpoint is ignored and training starts over (what a "
+                         "DVC stage whose outputs persist between runs wants)")
     tr.add_argument("--no-progress", action="store_true", help="no tqdm progress bar")
     tr.add_argument("--live-dir", default=None, metavar="DIR",
                     help="dvclive directory of the loss curves (default: OUT/dvclive); a DVC stage puts it "
@@ -138,7 +140,10 @@ def _train(args) -> int:
     from surrogate.train import train
 
     cfg = _params(args).run(args.problem, args.model, args.trainer)
-    train(cfg, args.store, args.out, resume=args.resume, progress=not args.no_progress, live_dir=args.live_dir,
+    for note in cfg.notes:
+        _error(f"note: {note}")
+    resume = {None: False, "strict": True, "auto": "auto"}[args.resume]
+    train(cfg, args.store, args.out, resume=resume, progress=not args.no_progress, live_dir=args.live_dir,
           metrics=args.metrics)
     return 0
 
@@ -168,7 +173,7 @@ def _mc(args) -> int:
     import warnings
 
     from pde_data.config import writable_dir
-    from surrogate import config, mc
+    from surrogate import config, distributed, mc
 
     cfg = config.resolve_mc(args.params if args.params is not None else _default_params(), args.overrides,
                             n=args.n, fem_n=args.fem_n, seed=args.seed, batch_size=args.batch_size,
@@ -190,38 +195,45 @@ def _mc(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of the ``surrogate`` console script; returns the exit status.
+
+    The heavy imports (torch) happen in here, so that Ctrl-C at any moment ends in one line.
+    """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        _error("interrupted (resume a training run with --resume)")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: list[str] | None) -> int:
+    args = build_parser().parse_args(argv)
     from pde_data.config import ConfigError
+    from surrogate import distributed
     from surrogate.io import ModelFileError
+    from surrogate.train import ResumeError, TrainingDiverged
 
     handlers = {"train": _train, "evaluate": _evaluate, "mc": _mc}
     try:
         return handlers[args.command](args)
-    except KeyboardInterrupt:
-        _error("interrupted (resume a training run with --resume)")
-        return 130
-    except Exception as exc:  # noqa: BLE001 - user-facing errors become one clear line
-        from surrogate.train import ResumeError, TrainingDiverged
-
-        if isinstance(exc, TrainingDiverged):
-            _error(f"error: {exc}")
-            return EXIT_DIVERGED
-        if isinstance(exc, (ConfigError, ModelFileError, ResumeError)):
-            _error(f"error: {exc}")
-            return EXIT_ERROR
-        if isinstance(exc, OSError):  # a full disk, a file removed under us: the files say which
-            where = f"{exc.filename}: " if exc.filename else ""
-            _error(f"error: {where}{exc.strerror or exc}")
-            return EXIT_ERROR
-        raise
+    except TrainingDiverged as exc:
+        _error(f"error: {exc}")
+        return EXIT_DIVERGED
+    except (ConfigError, ModelFileError, ResumeError) as exc:
+        _error(f"error: {exc}")
+        return EXIT_ERROR
+    except OSError as exc:  # a full disk, a file removed under us: the files say which
+        where = f"{exc.filename}: " if exc.filename else ""
+        _error(f"error: {where}{exc.strerror or exc}")
+        return EXIT_ERROR
     finally:
         distributed.finish()
 
 
 def _error(message: str) -> None:
     """A one-line message on stderr, from one process of a torchrun job."""
-    if distributed.is_main():
+    dist = sys.modules.get("surrogate.distributed")
+    if dist is None or dist.is_main():
         print(f"surrogate: {message}", file=sys.stderr)
 
 

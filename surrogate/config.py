@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from pde_data.config import (Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Section, option, read_params,
-                             subsection)
+from pde_data.config import (Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Section, Seed, option,
+                             read_params, subsection)
 from pde_data.fields import FIELD_PARAMS, check_field_params
 from pde_data.problems import PROBLEMS, get_problem
 from surrogate.multilevel.config import FASConfig, GrowthConfig, OptimizerConfig
@@ -141,7 +141,7 @@ class TrainConfig(Section):
     weight_decay: float = option(_spec(OptimizerConfig, "weight_decay"))
     schedule: str = option(Choice("constant", SCHEDULES))     # learning-rate factor over the budget
     warmup: float = option(Float(0.05, low=0.0, high=1.0, high_open=True))   # warmup_cosine: linear ramp share
-    seed: int = option(Int(0, low=0))
+    seed: int = option(Seed(0))
     device: str = option(Choice("auto", DEVICES))
     eval_every_wu: float = option(Float(10.0, low=0.0, low_open=True))
     checkpoint_every_wu: float = option(Float(50.0, low=0.0, low_open=True))
@@ -193,7 +193,7 @@ class MCConfig(Section):
     PREFIX = "mc"
     n: int = option(Int(20000, low=2))           # surrogate samples N (fresh fields)
     fem_n: int = option(Int(500, low=0))         # FEM solves M on the first M of the N fields (0: none)
-    seed: int = option(Int(1, low=0))            # field i <- SeedSequence((seed, i, MC_STREAM))
+    seed: int = option(Seed(1))                  # field i <- SeedSequence((seed, i, MC_STREAM))
     batch_size: int = option(Int(4096, low=1))   # fields drawn and predicted per batch
     device: str = option(Choice("auto", DEVICES))
     sampler: str = option(Choice("auto", ("auto", "numpy", "torch")))   # auto: torch for FFT fields
@@ -220,6 +220,8 @@ class RunConfig:
     data: DataConfig
     model: MLPConfig | CNNConfig
     train: TrainConfig
+    #: Lines on the params-file keys that ``train.by_problem``/``train.by_trainer`` changed for this run.
+    notes: tuple[str, ...] = dataclasses.field(default=(), compare=False)
 
     @property
     def target(self) -> str:
@@ -232,13 +234,18 @@ class RunConfig:
 
 @dataclass(frozen=True)
 class Params:
-    """The checked ``data``, ``models``, ``train`` and ``mc`` sections of one params.yaml (+ overrides)."""
+    """The checked ``data``, ``models``, ``train`` and ``mc`` sections of one params.yaml (+ overrides).
+
+    ``train_raw`` is the file's ``train`` section with the overrides in it; ``train_typed`` holds the
+    ``train`` keys that ``-S`` set (outside ``by_problem``/``by_trainer``), which win over both groups.
+    """
 
     data: DataConfig
     models: dict[str, dict[str, Section]]
     train: TrainConfig
     mc: MCConfig
     train_raw: dict = dataclasses.field(repr=False)
+    train_typed: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def run(self, problem: str, model: str | None = None, trainer: str | None = None) -> RunConfig:
         """The config of one run; ``model``/``trainer`` are the CLI's (defaults: mlp, train.trainer)."""
@@ -246,9 +253,12 @@ class Params:
         kind = Choice("mlp", tuple(MODELS)).check("--model", model or "mlp")
         if trainer is not None:
             trainer = Choice("fas", TRAINERS).check("--trainer", trainer)
-        raw = _train_for(self.train_raw, problem, trainer)
+            typed = self.train_typed.get("trainer", trainer)
+            if typed != trainer:
+                raise ConfigError(f"--trainer {trainer} and -S train.trainer={typed} disagree; give one of them")
+        raw, notes = _train_for(self.train_raw, problem, trainer, self.train_typed)
         net = self.models.get(problem, {}).get(kind) or MODELS[kind]()
-        return RunConfig(problem, self.data, net, TrainConfig.from_mapping(raw))
+        return RunConfig(problem, self.data, net, TrainConfig.from_mapping(raw), notes)
 
 
 #: Sections of ``train`` that override its keys for one problem or one trainer (applied in this order).
@@ -265,19 +275,39 @@ def _merge(out: dict, changes: Mapping) -> dict:
     return out
 
 
-def _train_for(train: Mapping, problem: str, trainer: str | None = None) -> dict:
-    """The ``train`` mapping with ``by_problem.PROBLEM``, then ``by_trainer.TRAINER`` merged in.
-
-    ``trainer``: the CLI's ``--trainer`` (None: ``train.trainer`` after the problem's overrides).
-    """
-    out = _merge({k: v for k, v in train.items() if k not in OVERRIDE_GROUPS},
-                 (train.get("by_problem") or {}).get(problem) or {})
-    if trainer is not None:
-        out["trainer"] = trainer
-    out = _merge(out, (train.get("by_trainer") or {}).get(out.get("trainer", TrainConfig().trainer)) or {})
-    if trainer is not None:
-        out["trainer"] = trainer
+def _flat(tree: Mapping, prefix: str = "train") -> dict[str, Any]:
+    """``{"fas": {"pre": 2}}`` -> ``{"train.fas.pre": 2}``."""
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}.{key}"))
+        else:
+            out[f"{prefix}.{key}"] = value
     return out
+
+
+def _train_for(train: Mapping, problem: str, trainer: str | None = None,
+               typed: Mapping | None = None) -> tuple[dict, tuple[str, ...]]:
+    """The ``train`` mapping of one run, and a note on each params-file key that a group changed.
+
+    Order, last wins: the ``train`` keys, ``by_problem.PROBLEM``, ``by_trainer.TRAINER`` (TRAINER: the
+    CLI's ``--trainer``, else ``train.trainer`` so far), then ``typed`` (what ``-S`` set).
+    """
+    typed = {**(typed or {}), **({"trainer": trainer} if trainer is not None else {})}
+    base = {k: v for k, v in train.items() if k not in OVERRIDE_GROUPS}
+    by_problem = _merge(copy.deepcopy(base), (train.get("by_problem") or {}).get(problem) or {})
+    chosen = typed.get("trainer", by_problem.get("trainer", TrainConfig().trainer))
+    by_trainer = _merge(copy.deepcopy(by_problem), (train.get("by_trainer") or {}).get(chosen) or {})
+    stages = {"by_problem." + problem: _flat(by_problem), "by_trainer." + chosen: _flat(by_trainer)}
+    file_value, typed_keys = _flat(base), _flat(typed)
+    unused = "train.fas." if typed.get("trainer", by_trainer.get("trainer")) != "fas" else None
+    notes = []
+    for key, value in stages["by_trainer." + chosen].items():
+        if key in typed_keys or value == file_value.get(key, value) or (unused and key.startswith(unused)):
+            continue
+        group = "by_problem." + problem if stages["by_problem." + problem].get(key) == value else "by_trainer." + chosen
+        notes.append(f"{key} = {value!r} from train.{group} (train says {file_value[key]!r}; -S {key}=... wins)")
+    return _merge(by_trainer, typed), tuple(notes)
 
 
 def _models(raw: Any) -> dict[str, dict[str, Section]]:
@@ -311,9 +341,11 @@ def load(params: str | Path | Mapping | None = None, overrides: list[str] | tupl
             base = {k: v for k, v in train_raw.items() if k not in OVERRIDE_GROUPS}
             TrainConfig.from_mapping(_merge(base, changes or {}), f"train.{group}.{key}")
     train_base = {k: v for k, v in train_raw.items() if k not in OVERRIDE_GROUPS}
+    typed = read_params(None, overrides).get("train") or {}
     return Params(data=DataConfig.from_mapping(tree.get("data")), models=_models(tree.get("models")),
                   train=TrainConfig.from_mapping(train_base), mc=MCConfig.from_mapping(tree.get("mc")),
-                  train_raw=dict(train_raw))
+                  train_raw=dict(train_raw),
+                  train_typed={k: v for k, v in typed.items() if k not in OVERRIDE_GROUPS})
 
 
 def resolve(params: str | Path | Mapping | None = None, *, problem: str, model: str | None = None,

@@ -23,8 +23,10 @@ schema or a wrong input shape give a :class:`ModelFileError` /
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import shutil
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -35,6 +37,9 @@ import torch
 from surrogate.codec import Codec
 from surrogate.layout import Layout
 
+#: First bytes of a file that ``torch.save`` writes (a zip archive), and of a pickle (protocol >= 2).
+ZIP_MAGIC = b"PK\x03\x04"
+PICKLE_PROTO = b"\x80"
 MODEL_FORMAT = "pde-surrogate-model"
 CHECKPOINT_FORMAT = "pde-surrogate-checkpoint"
 SCHEMA = 1
@@ -81,6 +86,12 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except RuntimeError as exc:  # torch's zip writer reports a failed write (a full disk) this way
+        free = shutil.disk_usage(path.parent).free
+        raise OSError(errno.ENOSPC if free < 2**20 else errno.EIO,
+                      f"cannot write the file ({free} bytes free on its disk; torch: "
+                      f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__})",
+                      str(path)) from None
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -93,6 +104,11 @@ def safe_load(path: str | Path, what: str = "surrogate") -> Any:
         raise ModelFileError(f"{what} file {str(path)!r} does not exist")
     if path.is_dir():
         raise ModelFileError(f"{str(path)!r} is a directory, not a {what} file")
+    with open(path, "rb") as fh:
+        head = fh.read(len(ZIP_MAGIC))
+        if head != ZIP_MAGIC and head[:1] != PICKLE_PROTO:  # a legacy torch file is a pickle: the load refuses it
+            raise ModelFileError(f"file {str(path)!r} is truncated or not a {what} file: it is not a PyTorch "
+                                 "archive (the zip file that `surrogate train` writes)")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -168,11 +184,32 @@ def make_net(model_cfg: Mapping, layout: Layout) -> torch.nn.Module:
     from pde_data.config import ConfigError
     from surrogate import models
 
+    key = f"models.{layout.problem}.{model_cfg.get('kind')}"
+    args = (model_cfg, layout.in_shape, layout.out_dim)
     try:
-        return models.build_model(model_cfg, layout.in_shape, layout.out_dim)
+        with torch.device("meta"):
+            _check_fits(key, sum(p.numel() for p in models.build_model(*args).parameters()))
+        return models.build_model(*args)
     except ValueError as exc:
-        raise ConfigError(f"models.{layout.problem}.{model_cfg.get('kind')} on the store's "
-                          f"{layout.n} x {layout.n} grid: {exc}") from None
+        raise ConfigError(f"{key} on the store's {layout.n} x {layout.n} grid: {exc}") from None
+
+
+#: Copies of the parameters that training holds at once (weights, gradients, two Adam moments, the best
+#: network, the coarse levels and momentum transfers of a hierarchy), for the memory check of :func:`make_net`.
+TRAINING_COPIES = 8
+
+
+def _check_fits(key: str, count: int) -> None:
+    """A ConfigError naming ``key`` when ``count`` float32 parameters cannot be trained in this machine's memory."""
+    from pde_data.config import ConfigError
+    from pde_data.heap import physical_memory
+
+    need = count * 4 * TRAINING_COPIES
+    have = physical_memory()
+    if need > have:
+        raise ConfigError(f"{key}: {count:.3g} parameters need about {need / 2**30:.0f} GiB to train "
+                          f"({TRAINING_COPIES} float32 copies); this machine has {have / 2**30:.0f} GiB; "
+                          "use fewer or narrower layers")
 
 
 def arch_of(net: torch.nn.Module) -> dict:
@@ -299,12 +336,21 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:
                              f"({type(exc).__name__}: {exc})") from None
 
 
+def _holds_its_values(tensor: torch.Tensor) -> bool:
+    """True when ``tensor``'s storage (what the file holds) has room for every element it claims, laid out
+    densely: a stride-0 or overlapping view of a small storage claims more than the file holds."""
+    need = (tensor.storage_offset() + tensor.numel()) * tensor.element_size()
+    return tensor.is_contiguous() and tensor.untyped_storage().nbytes() >= need
+
+
 def _net_for(state: Mapping[str, Any], arch: Any, path: Path) -> torch.nn.Module:
     """The network ``arch`` describes, built only after its shapes match the tensors in the file.
 
-    The layer count, then every parameter shape (from a build on the ``meta``
-    device, which allocates nothing), are compared with ``state`` first, so a
-    small file that claims a huge network is refused before any memory is used.
+    Every tensor must be stored in full (its file storage holds all its
+    elements), so the sizes below are bounded by the file's size; then the layer
+    count and every parameter shape (from a build on the ``meta`` device, which
+    allocates nothing) are compared with ``state``, so a small file that claims
+    a huge network is refused before any memory is used.
     """
     def refuse(why: str) -> ModelFileError:
         return ModelFileError(f"file {str(path)!r}: its weights do not fit the network its metadata describes "
@@ -312,6 +358,11 @@ def _net_for(state: Mapping[str, Any], arch: Any, path: Path) -> torch.nn.Module
 
     if not isinstance(arch, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise refuse("malformed architecture or weights")
+    for key, tensor in state.items():
+        if not _holds_its_values(tensor):
+            raise refuse(f"tensor {key!r} of shape {list(tensor.shape)} is not stored in full "
+                         f"({tensor.untyped_storage().nbytes()} bytes in the file for "
+                         f"{tensor.numel() * tensor.element_size()}): a crafted file")
     n_layers = len(arch.get("widths", ())) - 1 if arch.get("kind") == "mlp" else \
         len(arch.get("conv", ())) + len(arch.get("fc", ())) + 1
     if 2 * n_layers != len(state):

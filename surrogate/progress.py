@@ -38,7 +38,7 @@ class Progress:
         if live_dir is not None:
             from dvclive import Live
 
-            shutil.rmtree(live_dir, ignore_errors=True)
+            shutil.rmtree(live_dir, ignore_errors=True)  # a fresh staging folder (surrogate.outputs)
             self.live = Live(dir=str(live_dir), save_dvc_exp=False, dvcyaml=None)
         self.bar = tqdm(total=float(budget), initial=float(initial), unit="wu", disable=not show,
                         dynamic_ncols=True, desc="train", bar_format="{l_bar}{bar}| {n:.1f}/{total:.1f} wu "

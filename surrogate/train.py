@@ -9,19 +9,23 @@ minibatch of the fine network, the paper's section 8), counted as
 
 The loop, in order:
 
-1. check every input (store, parameters, checkpoint) before anything is written;
+1. check every input (store, parameters, checkpoint) before anything is written,
+   and take the writer lock of every output (:mod:`surrogate.outputs`): a
+   second run with the same OUT, live directory or metrics file is refused;
 2. every ``train.eval_every_wu``: :class:`surrogate.monitor.Monitor` evaluates
    the fine (and first auxiliary) network on the validation split, keeps the
    best, and :class:`surrogate.progress.Progress` logs it (dvclive, tqdm);
 3. every ``train.checkpoint_every_wu``: the whole state goes atomically to
    ``OUT/checkpoint.pt``; ``--resume`` continues from it and ends with the
-   same result as an uninterrupted run;
+   same result as an uninterrupted run (``--resume auto``: or starts over when
+   the checkpoint was written with other parameters or on another store);
 4. at the end: ``best.pt`` / ``final.pt`` (and for FAS ``aux_best.pt`` /
    ``aux_final.pt``, the first auxiliary network), ``history.json`` (every
    evaluation record), ``train_summary.json`` (best and final errors, sizes,
    store) and, with ``metrics``, a flat JSON of the figures to compare across
-   experiments (``dvc metrics``). A previous run's files in OUT are replaced
-   only then: a run that fails or diverges leaves them.
+   experiments (``dvc metrics``). They and the dvclive curves are written under
+   staged names and moved into place together: a run that fails, diverges or
+   fills the disk leaves the previous run's files and curves as they were.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from pde_data.config import ConfigError, writable_dir
@@ -39,8 +44,9 @@ from surrogate import config as config_mod
 from surrogate import distributed
 from surrogate.config import RunConfig
 from surrogate.dataset import Dataset, load_dataset, open_store
-from surrogate.io import arch_of, build_net, make_net, read_checkpoint, save_checkpoint, save_model
+from surrogate.io import ModelFileError, arch_of, build_net, make_net, read_checkpoint, save_checkpoint, save_model
 from surrogate.monitor import Monitor, TrainingDiverged
+from surrogate.outputs import RunOutputs
 from surrogate.progress import Progress
 from surrogate.runtime import versions, write_json
 from surrogate.schedule import lr_factor
@@ -79,18 +85,32 @@ def build_trainer(cfg: RunConfig, net: torch.nn.Module, dataset: Dataset, device
                               t.work_measure, hem=t.fas, seed=t.seed)
 
 
-def _read_resume(cfg: RunConfig, ckpt_path: Path, say: Callable[[str], None]) -> dict | None:
+#: ``resume`` modes of :func:`train`: off, continue a matching checkpoint (else refuse), or continue a
+#: matching one and start over otherwise (a DVC stage whose output persists between runs).
+RESUME_MODES = (False, True, "auto")
+
+
+def _read_resume(cfg: RunConfig, ckpt_path: Path, strict: bool, say: Callable[[str], None]) -> dict | None:
+    """The checkpoint to continue from, or None to start from scratch.
+
+    A checkpoint of other parameters, or one that cannot be read, is a :class:`ResumeError` when
+    ``strict``; otherwise the run starts over (and says why).
+    """
     if not ckpt_path.exists():
         say(f"--resume: no checkpoint in {ckpt_path.parent}; starting from scratch")
         return None
-    ck = read_checkpoint(ckpt_path)
-    if not isinstance(ck.get("config"), dict) or not isinstance(ck.get("loop"), dict):
-        raise ResumeError(f"--resume: {ckpt_path} is damaged (no run config or loop state); train without "
-                          "--resume to start over")
-    changed = [k for k in config_mod.diff(ck["config"], cfg.to_dict()) if k not in RESUMABLE_CHANGES]
-    if changed:
-        raise ResumeError(f"--resume: {ckpt_path} was written with other parameters ({', '.join(changed)}); "
-                          "train without --resume to start over, or use another --out")
+    try:
+        ck = read_checkpoint(ckpt_path)
+        if not isinstance(ck.get("config"), dict) or not isinstance(ck.get("loop"), dict):
+            raise ResumeError(f"--resume: {ckpt_path} is damaged (no run config or loop state)")
+        changed = [k for k in config_mod.diff(ck["config"], cfg.to_dict()) if k not in RESUMABLE_CHANGES]
+        if changed:
+            raise ResumeError(f"--resume: {ckpt_path} was written with other parameters ({', '.join(changed)})")
+    except (ResumeError, ModelFileError) as exc:
+        if strict:
+            raise ResumeError(f"{exc}; train without --resume to start over, or use another --out") from None
+        say(f"{exc}; starting from scratch")
+        return None
     say(f"resuming from {ckpt_path} at {ck['loop']['work_units']:.1f} work units")
     return ck
 
@@ -99,117 +119,161 @@ def _next_multiple(work: float, every: float) -> float:
     return (math.floor(work / every + 1e-9) + 1) * every
 
 
-def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool = False, progress: bool = True,
+def _lock(outputs: RunOutputs, main: bool, device: torch.device) -> None:
+    """Rank 0 takes the outputs' writer locks; every process of a torchrun job fails if it could not."""
+    error = None
+    if main:
+        try:
+            outputs.lock()
+        except ConfigError as exc:
+            error = exc
+    failed = distributed.sum_over_processes(np.array([float(error is not None)]), device)[0] > 0
+    if error is not None:
+        raise error
+    if failed:
+        raise ConfigError("torchrun: process 0 could not lock the outputs (see its message)")
+
+
+def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool | str = False, progress: bool = True,
           live: bool = True, live_dir: str | Path | None = None, metrics: str | Path | None = None,
           callback: Callable[[dict], None] | None = None, verbose: bool = True) -> dict:
     """Train as configured by ``cfg`` (:func:`surrogate.config.resolve`); returns the summary with its history.
 
-    ``callback(state)`` is called after every cycle with ``{"work_units",
-    "cycle", "checkpointed"}`` (tests use it to simulate a kill).
+    ``resume``: one of :data:`RESUME_MODES`. ``callback(state)`` is called after every cycle with
+    ``{"work_units", "cycle", "checkpointed"}`` (tests use it to simulate a kill).
     """
-    t, out = cfg.train, Path(out)
+    if resume not in RESUME_MODES:
+        raise ConfigError(f"--resume: {resume!r} is not allowed; need one of {', '.join(map(str, RESUME_MODES))}")
     # 1. inputs first: nothing in OUT is touched before they all pass
-    device = distributed.init(t.device)
+    device = distributed.init(cfg.train.device)
     main = distributed.is_main()  # under torchrun, rank 0 alone writes files and shows progress
     say = (lambda msg: print(msg, file=sys.stderr)) if verbose and main else (lambda msg: None)
-    if distributed.world_size() > t.batch_size:
+    if distributed.world_size() > cfg.train.batch_size:
         raise ConfigError(f"torchrun: {distributed.world_size()} processes share minibatches of train.batch_size "
-                          f"{t.batch_size}; need at most as many processes as samples in a minibatch")
-    writable_dir(out, "--out")
+                          f"{cfg.train.batch_size}; need at most as many processes as samples in a minibatch")
+    out = writable_dir(out, "--out")
     if metrics is not None:
         writable_dir(Path(metrics).parent, "--metrics")
-    ckpt_path = out / CHECKPOINT
-    ck = _read_resume(cfg, ckpt_path, say) if resume else None
-    reader = open_store(store, cfg.problem)
-    store_info = reader.describe()
-    if ck is not None and ck.get("store", {}).get("fingerprint") != store_info["fingerprint"]:
-        raise ResumeError(f"--resume: the store {str(store)!r} is not the one {ckpt_path} was trained on "
-                          "(its fingerprint differs); train without --resume to start over")
-    dataset = load_dataset(reader, data=cfg.data, flat=cfg.model.KIND == "mlp", device=device,
-                           normalization=None if ck is None else ck["normalization"])
-    torch.manual_seed(t.seed)
-    net = make_net(cfg.to_dict()["model"], dataset.layout).to(device)
-    trainer = build_trainer(cfg, net, dataset, device)
-    monitor = Monitor(cfg, dataset, trainer)
-    loop = {"work_units": 0.0, "cycles": 0, "next_eval": 0.0, "elapsed_s": 0.0}
-    if ck is not None:
-        try:
-            trainer.load_state_dict(ck["trainer"])
-            monitor.load_state_dict(ck["monitor"])
-            loop = dict(ck["loop"])
-            torch.set_rng_state(ck["rng"]["torch"])
-            if device.type == "cuda" and ck["rng"].get("cuda") is not None:
-                torch.cuda.set_rng_state(ck["rng"]["cuda"], device)
-        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
-            raise ResumeError(f"--resume: {ckpt_path} is damaged ({type(exc).__name__}: {exc}); train without "
-                              "--resume to start over") from None
-    for leftover in out.glob(".*.tmp-*") if main else ():  # temporary files of a killed run's atomic writes
-        leftover.unlink(missing_ok=True)
-
-    def work() -> float:
-        return float(trainer.work[t.work_measure])
-
-    def checkpoint(finished: bool = False) -> None:
-        if not main:
-            return
-        rng = {"torch": torch.get_rng_state(),
-               "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None}
-        save_checkpoint(ckpt_path, {"config": cfg.to_dict(), "store": store_info,
-                                    "normalization": dataset.codec.norm, "trainer": trainer.state_dict(),
-                                    "monitor": monitor.state_dict(), "history": monitor.history, "loop": loop,
-                                    "rng": rng, "finished": finished})
-
-    def evaluate() -> None:
-        progress_.record(monitor.evaluate(work(), loop["cycles"]))
-        loop["next_eval"] = _next_multiple(work(), t.eval_every_wu)
-
-    # 2.-3. the loop
-    progress_ = Progress((Path(live_dir) if live_dir is not None else out / LIVE_DIR) if live and main else None,
-                         progress and main, t.budget_wu, loop["work_units"])
-    for rec in monitor.history:
-        progress_.record(rec)
-    next_ckpt = _next_multiple(loop["work_units"], t.checkpoint_every_wu)
-    start = time.perf_counter() - loop["elapsed_s"]
-    try:
-        if loop["work_units"] >= loop["next_eval"]:
-            evaluate()
-        while work() < t.budget_wu:
-            trainer.scale_lr(lr_factor(t.schedule, work() / t.budget_wu, t.warmup))
-            trainer.cycle()
-            loop["cycles"] += 1
-            loop["work_units"] = w = work()
-            progress_.advance(min(w, t.budget_wu))
-            if w >= loop["next_eval"] or w >= t.budget_wu:
-                evaluate()
-            checkpointed = t.budget_wu > w >= next_ckpt
-            if checkpointed:
-                next_ckpt = _next_multiple(w, t.checkpoint_every_wu)
-                loop["elapsed_s"] = time.perf_counter() - start
-                checkpoint()
-            if callback is not None:
-                callback({"work_units": w, "cycle": loop["cycles"], "checkpointed": checkpointed})
-        if monitor.history[-1]["work_units"] < work():
-            evaluate()
-    except TrainingDiverged as exc:
-        exc.history = list(monitor.history)
-        raise
-    finally:
-        progress_.close()
-    loop["elapsed_s"] = time.perf_counter() - start
-
-    # 4. outputs of a run that did not diverge
-    summary = _summary(cfg, dataset, monitor, store_info, loop, work(), device)
-    if main:
-        _write_outputs(cfg, out, dataset, trainer.hier, monitor, summary, store_info)
-        if metrics is not None:
-            write_json(metrics, flat_metrics(summary))
-    checkpoint(finished=True)
-    distributed.barrier()
+    live_path = (Path(live_dir) if live_dir is not None else out / LIVE_DIR) if live else None
+    with RunOutputs(out, live_path, None if metrics is None else Path(metrics)) as outputs:
+        _lock(outputs, main, device)
+        run = _Run(cfg, store, outputs, device, main, say, resume)
+        run.loop(progress and main, callback)
+        summary = run.finish()
     b = summary["best"]
-    say(f"trained {cfg.problem} {cfg.model.KIND} with {t.trainer} for {work():.1f} work units "
-        f"in {loop['elapsed_s']:.1f} s: best validation mse {b['mse']:.4g} (at {b['mse_at_wu']:.1f} wu), "
+    say(f"trained {cfg.problem} {cfg.model.KIND} with {cfg.train.trainer} for {summary['work_units']:.1f} work "
+        f"units in {summary['elapsed_s']:.1f} s: best validation mse {b['mse']:.4g} (at {b['mse_at_wu']:.1f} wu), "
         f"best linf {b['linf']:.4g} (at {b['linf_at_wu']:.1f} wu) -> {out}")
-    return {**summary, "history": monitor.history}
+    return {**summary, "history": run.monitor.history}
+
+
+class _Run:
+    """One training run: its data, trainer, monitor and loop state, resumed from a checkpoint or new."""
+
+    def __init__(self, cfg: RunConfig, store: str | Path, outputs: RunOutputs, device: torch.device, main: bool,
+                 say: Callable[[str], None], resume: bool | str):
+        self.cfg, self.outputs, self.device, self.main = cfg, outputs, device, main
+        self.ckpt_path = outputs.out / CHECKPOINT
+        ck = _read_resume(cfg, self.ckpt_path, resume is True, say) if resume else None
+        reader = open_store(store, cfg.problem)
+        self.store_info = reader.describe()
+        if ck is not None and ck.get("store", {}).get("fingerprint") != self.store_info["fingerprint"]:
+            why = (f"--resume: the store {str(store)!r} is not the one {self.ckpt_path} was trained on (its "
+                   "fingerprint differs)")
+            if resume is True:
+                raise ResumeError(f"{why}; train without --resume to start over")
+            say(f"{why}; starting from scratch")
+            ck = None
+        self.dataset = load_dataset(reader, data=cfg.data, flat=cfg.model.KIND == "mlp", device=device,
+                                    normalization=None if ck is None else ck["normalization"])
+        torch.manual_seed(cfg.train.seed)
+        net = make_net(cfg.to_dict()["model"], self.dataset.layout).to(device)
+        self.trainer = build_trainer(cfg, net, self.dataset, device)
+        self.monitor = Monitor(cfg, self.dataset, self.trainer)
+        self.state = {"work_units": 0.0, "cycles": 0, "next_eval": 0.0, "elapsed_s": 0.0}
+        if ck is not None:
+            self._restore(ck)
+
+    def _restore(self, ck: dict) -> None:
+        try:
+            self.trainer.load_state_dict(ck["trainer"])
+            self.monitor.load_state_dict(ck["monitor"])
+            self.state = dict(ck["loop"])
+            torch.set_rng_state(ck["rng"]["torch"])
+            if self.device.type == "cuda" and ck["rng"].get("cuda") is not None:
+                torch.cuda.set_rng_state(ck["rng"]["cuda"], self.device)
+        except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+            raise ResumeError(f"--resume: {self.ckpt_path} is damaged ({type(exc).__name__}: {exc}); train without "
+                              "--resume to start over") from None
+
+    def work(self) -> float:
+        return float(self.trainer.work[self.cfg.train.work_measure])
+
+    def checkpoint(self, path: Path, finished: bool = False) -> None:
+        dev = self.device
+        rng = {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state(dev) if dev.type == "cuda" else None}
+        save_checkpoint(path, {"config": self.cfg.to_dict(), "store": self.store_info,
+                               "normalization": self.dataset.codec.norm, "trainer": self.trainer.state_dict(),
+                               "monitor": self.monitor.state_dict(), "history": self.monitor.history,
+                               "loop": self.state, "rng": rng, "finished": finished})
+
+    def evaluate(self) -> None:
+        self.progress.record(self.monitor.evaluate(self.work(), self.state["cycles"]))
+        self.state["next_eval"] = _next_multiple(self.work(), self.cfg.train.eval_every_wu)
+
+    def loop(self, show: bool, callback: Callable[[dict], None] | None) -> None:
+        """Cycles until the budget, evaluating and checkpointing on the way (steps 2 and 3)."""
+        t, state = self.cfg.train, self.state
+        self.progress = Progress(self.outputs.live_stage if self.main else None, show, t.budget_wu,
+                                 state["work_units"])
+        for rec in self.monitor.history:
+            self.progress.record(rec)
+        next_ckpt = _next_multiple(state["work_units"], t.checkpoint_every_wu)
+        start = time.perf_counter() - state["elapsed_s"]
+        try:
+            if state["work_units"] >= state["next_eval"]:
+                self.evaluate()
+            while self.work() < t.budget_wu:
+                self.trainer.scale_lr(lr_factor(t.schedule, self.work() / t.budget_wu, t.warmup))
+                self.trainer.cycle()
+                state["cycles"] += 1
+                state["work_units"] = w = self.work()
+                self.progress.advance(min(w, t.budget_wu))
+                if w >= state["next_eval"] or w >= t.budget_wu:
+                    self.evaluate()
+                checkpointed = t.budget_wu > w >= next_ckpt
+                if checkpointed:
+                    next_ckpt = _next_multiple(w, t.checkpoint_every_wu)
+                    state["elapsed_s"] = time.perf_counter() - start
+                    if self.main:
+                        self.checkpoint(self.ckpt_path)
+                if callback is not None:
+                    callback({"work_units": w, "cycle": state["cycles"], "checkpointed": checkpointed})
+            if self.monitor.history[-1]["work_units"] < self.work():
+                self.evaluate()
+        except TrainingDiverged as exc:
+            exc.history = list(self.monitor.history)
+            raise
+        finally:
+            self.progress.close()
+        state["elapsed_s"] = time.perf_counter() - start
+
+    def finish(self) -> dict:
+        """Step 4: the summary; rank 0 stages every output file and moves them into place together."""
+        cfg, out = self.cfg, self.outputs.out
+        summary = _summary(cfg, self.dataset, self.monitor, self.store_info, self.state, self.work(), self.device)
+        if self.main:
+            stage = self.outputs.stage
+            written = _write_outputs(cfg, out, stage, self.dataset, self.trainer.hier, self.monitor, summary,
+                                     self.store_info)
+            if self.outputs.metrics is not None:
+                write_json(stage(self.outputs.metrics), flat_metrics(summary))
+            self.checkpoint(stage(self.ckpt_path), finished=True)
+            self.outputs.commit()
+            for name in set(OUTPUT_FILES) - set(written):
+                (out / name).unlink(missing_ok=True)  # e.g. aux_best.pt of an earlier FAS run in this OUT
+        distributed.barrier()
+        return summary
 
 
 def _model_meta(cfg: RunConfig, dataset: Dataset, net: torch.nn.Module, role: str, selection: str,
@@ -244,25 +308,25 @@ def _summary(cfg: RunConfig, dataset: Dataset, monitor: Monitor, store_info: dic
     return summary
 
 
-def _write_outputs(cfg: RunConfig, out: Path, dataset: Dataset, hier, monitor: Monitor, summary: dict,
-                   store_info: dict) -> None:
-    """The model files, history and summary; a previous run's other output files are removed last."""
+def _write_outputs(cfg: RunConfig, out: Path, stage: Callable[[Path], Path], dataset: Dataset, hier,
+                   monitor: Monitor, summary: dict, store_info: dict) -> list[str]:
+    """Write the model files, history and summary under ``stage`` d names; returns their names."""
     final = monitor.history[-1]
     written = ["history.json", "train_summary.json"]
     for role, level in (("fine", 0), ("aux", 1))[:len(monitor.roles)]:
         prefix = "aux_" if role == "aux" else ""
         net = hier.nets[level]
-        save_model(out / f"{prefix}final.pt", net, _model_meta(cfg, dataset, net, role, "final", final, store_info))
+        save_model(stage(out / f"{prefix}final.pt"), net,
+                   _model_meta(cfg, dataset, net, role, "final", final, store_info))
         best = monitor.best[role]
         best_net = build_net(best["arch"])
         best_net.load_state_dict(best["state"])
-        save_model(out / f"{prefix}best.pt", best_net,
+        save_model(stage(out / f"{prefix}best.pt"), best_net,
                    _model_meta(cfg, dataset, best_net, role, "best", best["record"], store_info))
         written += [f"{prefix}final.pt", f"{prefix}best.pt"]
-    write_json(out / "history.json", monitor.history, indent=None)
-    write_json(out / "train_summary.json", summary)
-    for name in set(OUTPUT_FILES) - set(written):
-        (out / name).unlink(missing_ok=True)  # e.g. aux_best.pt of an earlier FAS run in this OUT
+    write_json(stage(out / "history.json"), monitor.history, indent=None)
+    write_json(stage(out / "train_summary.json"), summary)
+    return written
 
 
 def flat_metrics(summary: dict) -> dict[str, float]:

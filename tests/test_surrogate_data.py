@@ -216,15 +216,14 @@ def test_reads_a_store_written_by_pde_data(tmp_path):
     store_mod.prepare(path, fam, rec)
     import zarr
 
-    group = zarr.open_group(path, mode="r+")
+    from pde_data.chunks import writable, write_chunk
+
+    targets = writable(zarr.open_group(path, mode="r+"), [*fam.sample_arrays, "done"])
     rng = np.random.default_rng(0)
-    for k in (0, 1):   # chunk 2 (sample 8) stays unfinished; data first, done last (the store's protocol)
+    for k in (0, 1):   # chunk 2 (sample 8) stays unfinished; data, manifest row, then done (the store's protocol)
         a, b = k * chunk, min((k + 1) * chunk, N)
-        group["log_k"][a:b] = rng.normal(size=(b - a, n, n)).astype(np.float32)
-        group["p"][a:b] = rng.random((b - a, n, n)).astype(np.float32)
-        group["Q"][a:b] = rng.random(b - a)
-        group["Q_in"][a:b] = rng.random(b - a)
-        group["done"][a:b] = True
+        write_chunk(targets, a, {"log_k": rng.normal(size=(b - a, n, n)), "p": rng.random((b - a, n, n)),
+                                 "Q": rng.random(b - a), "Q_in": rng.random(b - a)})
     with pytest.raises(StoreError, match="1 of 9 samples not marked done"):
         load_dataset(path, data=DATA, flat=True)
     ds = load_dataset(path, data=replace(DATA, allow_incomplete=True), flat=True)
