@@ -381,3 +381,74 @@ def test_chunk_digests_bind_content_to_the_index(tmp_path):
     seal = Manifest(zarr.open_group(path, mode="r"))
     values = np.asarray(zarr.open_group(path, mode="r")["u"][:CHUNK])
     assert seal.digest("u", 0, values) != seal.digest("u", 1, values) != seal.digest("theta", 0, values)
+
+
+# -- 7 (end to end). `dvc repro` after an interruption continues where it stopped -------------------------------
+def _dvc(repo, target):
+    """``dvc repro target`` in ``repo``: its output and the stages' (stdout and stderr together)."""
+    from test_pipeline import BIN
+
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.run([str(BIN / "dvc"), "repro", target], cwd=repo, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout
+    return proc.stdout
+
+
+def _dvc_until(repo, target, ready, timeout=300):
+    """Start ``dvc repro target``, send Ctrl-C (SIGINT to its process group) once ``ready()``, wait for it."""
+    from test_pipeline import BIN
+
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro", target], cwd=repo, env=env, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    t0 = time.perf_counter()
+    while not ready() and proc.poll() is None and time.perf_counter() - t0 < timeout:
+        time.sleep(0.05)
+    assert proc.poll() is None, "the stage ended before it could be interrupted:\n" + proc.communicate()[0]
+    os.killpg(proc.pid, signal.SIGINT)
+    return proc.communicate(timeout=120)[0]
+
+
+@pytest.mark.slow
+def test_dvc_repro_resumes_an_interrupted_generation_and_training(tmp_path):
+    from test_pipeline import BIN, _run, _tiny_params
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    for name in ("pde_data", "surrogate", "pipelines"):
+        shutil.copytree(os.path.join(ROOT, name), repo / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore"):
+        shutil.copy(os.path.join(ROOT, name), repo / name)
+    params = _tiny_params()
+    params["darcy"].update(samples=4096, chunk=64)
+    params["train"].update(budget_wu=400, eval_every_wu=20, checkpoint_every_wu=20)
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for cmd in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"],
+                [str(BIN / "dvc"), "config", "core.analytics", "false"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "tiny"]):
+        _run(cmd, repo)
+    store = repo / "data" / "darcy.zarr"
+
+    def done_chunks():
+        return sorted((store / "done" / "c").glob("*")) if (store / "done" / "c").is_dir() else []
+
+    _dvc_until(repo, "generate_darcy", lambda: len(done_chunks()) >= 4)
+    before = {p.name: p.stat().st_mtime_ns for p in done_chunks()}
+    assert 4 <= len(before) < 64
+    out = _dvc(repo, "generate_darcy")
+    assert "resumed data/darcy.zarr" in out and StoreReader(store).n_done == 4096
+    assert all((store / "done" / "c" / name).stat().st_mtime_ns == t for name, t in before.items())
+
+    model = repo / "models" / "darcy-mlp-adamw"
+    _dvc_until(repo, "train@darcy-mlp-adamw", lambda: (model / "checkpoint.pt").exists())
+    out = _dvc(repo, "train@darcy-mlp-adamw")
+    assert "resuming from models/darcy-mlp-adamw/checkpoint.pt at" in out
+    assert json.loads((model / "train_summary.json").read_text())["work_units"] >= 400
+
+    # kept outputs of other parameters are replaced, not refused
+    params["darcy"]["length"] = 0.3
+    params["train"]["lr"] = 0.002
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = _dvc(repo, "train@darcy-mlp-adamw")
+    assert "replaced data/darcy.zarr" in out and "starting from scratch" in out
