@@ -24,7 +24,7 @@ runs already there (resumable), so the sweep can be stopped and continued.
 ``--report`` only (re)writes the summary from the records.
 
     OMP_NUM_THREADS=1 python benchmarks/bench_models.py [--sizes 32 64] [--seeds 0 1] [--seconds 45]
-        [--records benchmarks/results/models.jsonl] [--doc docs/MODELS.md] [--stores data/bench] [--width]
+        [--records benchmarks/results/models.jsonl] [--doc docs/MODELS.md] [--stores data/bench] [--width|--width-only]
         [--shard K/N]
 """
 
@@ -288,8 +288,8 @@ def write_doc(records: list[dict], doc: Path, command: str) -> None:
 # --------------------------------------------------------------------------
 def peer_runs(args) -> list[tuple]:
     runs = [("peers", problem, target, n, family, seed) for n in args.sizes for problem, target in CASES
-            for family in args.families for seed in args.seeds]
-    if args.width:
+            for family in args.families for seed in args.seeds] if not args.width_only else []
+    if args.width or args.width_only:
         runs += [("width", "poisson", "u", 32, method, seed) for method in WIDTH_METHODS for seed in args.seeds]
     k, of = (int(v) for v in args.shard.split("/"))
     return runs[k::of]
@@ -322,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=45.0, help="training seconds per run at n = 32 (x n/32)")
     ap.add_argument("--samples", type=int, default=2400, help="store size (split 80/10/10)")
     ap.add_argument("--width", action="store_true", help="also the width methods on the U-Net (Poisson u, n = 32)")
+    ap.add_argument("--width-only", action="store_true", help="only the width methods")
     ap.add_argument("--width-wu", type=float, default=1500.0, help="work units of each width-method run")
     ap.add_argument("--records", type=Path, default=ROOT / "benchmarks" / "results" / "models.jsonl")
     ap.add_argument("--doc", type=Path, default=ROOT / "docs" / "MODELS.md")

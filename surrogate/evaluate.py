@@ -52,8 +52,9 @@ METRIC_DEFINITIONS = {"mse": "mean squared error (paper: L2 loss)",
                       "rel_l2_p95": "95th percentile over test samples of the per-sample relative L2 error",
                       "nrmse": "root mean squared error / standard deviation of the true values",
                       "corr": "Pearson correlation of predicted and true values"}
-#: The test figures of the first target in the flat metrics file (``test_<key>``).
-FLAT_KEYS = ("mse", "linf", "rel_l2_mean", "rel_l2_median", "rel_l2_p95", "nrmse", "corr")
+#: The test figures of the first target in the flat metrics file (``test_<key>``): few, so that
+#: ``dvc metrics show`` fits a terminal (every metric is in the ``.meta.json`` and the summary table).
+FLAT_KEYS = ("mse", "linf", "rel_l2_mean")
 
 
 def test_split(model: Surrogate, store, index: np.ndarray, batch_size: int) -> Split:

@@ -28,6 +28,11 @@ parameters' device.  A weight is viewed as (out, in_units, block) with
 kernel height x width for a convolution (section 7), and H x W of the last
 convolution's output for the first fully connected layer of a CNN, so that
 coarsening a channel acts on its whole column block.
+
+Which hidden space a weight's rows and columns belong to is its
+:class:`surrogate.spaces.Role`: layer k of a chain (rows k, columns k-1), or
+for a U-Net a decoder convolution reading [upsampled, skip] (column blocks
+of two spaces) and a transposed convolution (rows along dimension 1).
 """
 
 from __future__ import annotations
