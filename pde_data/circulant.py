@@ -104,15 +104,18 @@ def smoothstep(t: np.ndarray, order: int) -> np.ndarray:
     return t ** (k + 1) * poly
 
 
-def torus_first_column(n: int, m: int, rho, taper: int = 0) -> np.ndarray:
+def torus_first_column(n: int, m: int, rho, taper: int = 0, *, lags: bool = False) -> np.ndarray:
     """``rho(h |d|)`` on the m x m torus of spacing h = 1/n: the first column of the embedding (unit variance).
 
+    ``lags``: ``rho`` takes the two lag components ``(h d1, h d2)`` (arrays (m, 1) and (1, m)) instead
+    of the distance; it must be even in each of them (e.g. the cell-averaged kernels of
+    :mod:`surrogate.mc.levelfields`).
     ``taper`` k > 0: multiply by W(d1) W(d2), W = 1 on the grid's lags d <= n - 1 and the
     C^k smoothstep from 1 down to 0 between n - 1 and m / 2 (values the grid never sees).
     """
     j = np.arange(m)
     d = np.minimum(j, m - j)
-    c = rho(np.hypot(d[:, None], d[None, :]) / n)
+    c = rho(d[:, None] / n, d[None, :] / n) if lags else rho(np.hypot(d[:, None], d[None, :]) / n)
     if taper:
         w = 1.0 - smoothstep((d - (n - 1)) / (m / 2 - (n - 1)), taper)
         c *= w[:, None] * w[None, :]
@@ -134,7 +137,8 @@ def embedding_bytes(m: int) -> int:
 class CirculantEmbedding:
     """The non-negative definite circulant embedding of a unit-variance stationary correlation on n x n cells.
 
-    ``rho``: the correlation function of the distance (rho(0) = 1).
+    ``rho``: the correlation function of the distance (rho(0) = 1); with ``lags=True``, of the two lag
+    components (see :func:`torus_first_column`).
     ``memory_mb``: the memory budget of one embedding; ``max_padding``: the
     largest torus side as a multiple of the smallest. ``name`` (e.g.
     ``"darcy.length"``) is the key a :class:`ConfigError` names.
@@ -150,9 +154,10 @@ class CirculantEmbedding:
     beyond round-off); ``taper`` (the order of the taper used, 0 for none).
     """
 
-    def __init__(self, n: int, rho, *, memory_mb: float, max_padding: float = MAX_PADDING, name: str = "length"):
+    def __init__(self, n: int, rho, *, memory_mb: float, max_padding: float = MAX_PADDING, name: str = "length",
+                 lags: bool = False):
         self.n = int(n)
-        self.rho = rho
+        self.rho, self.lags = rho, bool(lags)
         m0 = fast_size(max(2 * (self.n - 1), 2))
         budget = memory_mb * 2**20  # the caller checked that the smallest torus fits (fields.check_budget)
         m_limit = max(m0, _fast_size_at_most(int(max_padding * m0)))
@@ -169,7 +174,7 @@ class CirculantEmbedding:
 
     def spectrum(self, m: int, taper: int = 0) -> np.ndarray:
         """Half spectrum (m, m//2+1) of the embedding on the m x m torus (unit variance; ``taper``: its order)."""
-        return np.fft.rfft2(torus_first_column(self.n, m, self.rho, taper)).real
+        return np.fft.rfft2(torus_first_column(self.n, m, self.rho, taper, lags=self.lags)).real
 
     def _try(self, m: int) -> tuple[bool, int, int, np.ndarray]:
         """(exact?, m, taper order (0: none), spectrum): the plain embedding, else the first exact taper.

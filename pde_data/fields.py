@@ -51,6 +51,30 @@ same distribution, not the same numbers.
 A grid whose sampler would exceed ``memory_mb`` (default
 :data:`MEMORY_BUDGET_MB`) is refused with a :class:`~pde_data.config.ConfigError`.
 
+**Cell averages** (``average=r``, for multilevel Monte Carlo over grids): the
+field of the averages of the point field of the (r n) x (r n) grid over the
+r x r blocks of fine cells that make up each of the n x n cells. It is again
+stationary on the n x n cells, with the covariance (A the block average)
+
+    c_r(d) = Cov((A u)_I, (A u)_J) = sum_{a, b = -(r-1)}^{r-1} w_a w_b C(h d + h_f (a, b)),
+    w_a = (r - |a|) / r^2,   d = I - J,  h = 1 / n,  h_f = 1 / (r n)
+
+(the number of pairs of fine cells of two blocks whose offset is (a, b) is
+(r - |a|)(r - |b|)), so it is sampled exactly, either method, at the cost of an
+n x n field: never through the finer grid. Averaging a field of ``average=r``
+by 2 x 2 blocks (:func:`coarsen`) gives exactly the distribution of the field
+with n / 2 and ``average=2 r``; that is what couples the levels of
+:mod:`surrogate.mc.levels`.
+
+**Randomized quasi-Monte Carlo normals** (:class:`SobolNormals`): the
+``dims`` normals of largest weight (the circulant eigenvalues, or the rows of
+the Cholesky factor in order) come from a scrambled Sobol' sequence
+(:class:`scipy.stats.qmc.Sobol`, mapped through the normal quantile), the rest
+from a pseudo-random generator; every scrambling is an independent
+randomization, so the means of R of them give an unbiased estimate and its
+error (Graham, Kuo, Nuyens, Scheichl, Sloan 2018 order the circulant modes the
+same way).
+
 Sample i of a store is ``field.sample(numpy.random.default_rng(SeedSequence((seed, i))))``
 (:func:`sample_rng`), so it depends on (seed, i) alone.
 
@@ -162,6 +186,35 @@ def correlation(r: np.ndarray, kernel: str, length: float, nu: float | None = No
     raise ValueError(f"no correlation function for kernel {kernel!r} with nu={nu!r}")
 
 
+def averaged_correlation(kernel: str, length: float, nu: float | None, fine: int, r: int):
+    """``rho_r(dy, dx)``: the correlation of r x r cell averages of a grid with ``fine`` cells per side.
+
+    The lags ``dy``, ``dx`` are in domain units between the coarse cell centres
+    (module docstring: c_r / variance); even in each lag; ``r = 1`` is the point kernel.
+    """
+    offsets = np.arange(-(r - 1), r) / fine
+    weights = (r - np.abs(np.arange(-(r - 1), r))) / r**2
+
+    def rho(dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        total = 0.0
+        for oy, wy in zip(offsets, weights):
+            for ox, wx in zip(offsets, weights):
+                total = total + wy * wx * correlation(np.hypot(dy + oy, dx + ox), kernel, length, nu)
+        return total
+
+    return rho
+
+
+def coarsen(u: np.ndarray, factor: int = 2) -> np.ndarray:
+    """Averages of ``u`` (..., n, n) over ``factor`` x ``factor`` blocks of cells: (..., n/factor, n/factor)."""
+    n = u.shape[-1]
+    if u.shape[-2] != n or n % factor:
+        raise ValueError(f"coarsen: a field of {u.shape[-2]} x {n} cells cannot be averaged over {factor} x "
+                         f"{factor} blocks; need a square field with n divisible by {factor}")
+    k = n // factor
+    return u.reshape(*u.shape[:-2], k, factor, k, factor).mean(axis=(-3, -1))
+
+
 def cell_centres(n: int) -> tuple[np.ndarray, np.ndarray]:
     """Cell-centre coordinates ``(x, y)``, each (n, n): x varies along columns, y along rows."""
     c = (np.arange(n, dtype=np.float64) + 0.5) / n
@@ -242,8 +295,11 @@ class GaussianRandomField:
     sampler's memory, ``max_padding`` the FFT torus (:mod:`pde_data.circulant`),
     ``prefix`` (e.g. ``"darcy."``) the keys that errors name.
 
+    ``average`` r > 1: the cell averages over r x r blocks of the point field of an
+    (r n) x (r n) grid instead (module docstring), drawn at the cost of an n x n field.
+
     ``noise_shape``: the standard normals one sample draws; ``from_normals``
-    maps them (or a batch (B, *noise_shape)) to fields. ``covariance`` (the
+    maps them (or a batch (B, *noise_shape)) to fields; ``importance`` orders them for QMC. ``covariance`` (the
     N x N target) and, for either method, ``factor`` are computed on first use.
     """
 
@@ -260,11 +316,14 @@ class GaussianRandomField:
         memory_mb: float = MEMORY_BUDGET_MB,
         max_padding: float | None = None,
         prefix: str = "",
+        average: int = 1,
     ):
         if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < 1:
             raise ConfigError(f"{prefix}n: {n!r} is not allowed; need an integer >= 1")
+        if isinstance(average, bool) or not isinstance(average, int | np.integer) or average < 1:
+            raise ConfigError(f"{prefix}average: {average!r} is not allowed; need an integer >= 1")
         p = check_field_params(kernel, mean, variance, length, nu, prefix, method=method)
-        self.n = int(n)
+        self.n, self.average = int(n), int(average)
         self.kernel, self.mean, self.variance, self.length, self.nu, self.method = (
             p["kernel"], p["mean"], p["variance"], p["length"], p["nu"], p["method"]
         )
@@ -278,16 +337,23 @@ class GaussianRandomField:
         keep_freed_memory()  # each draw's normals and FFT buffers reuse freed memory (pde_data.heap)
         if self.method == "fft":
             extra = {} if max_padding is None else {"max_padding": max_padding}
-            self.embedding = CirculantEmbedding(self.n, self.correlation, memory_mb=self.memory_mb,
-                                                name=f"{prefix}length", **extra)
+            rho = self.correlation if self.average == 1 else self.lag_correlation
+            self.embedding = CirculantEmbedding(self.n, rho, memory_mb=self.memory_mb, name=f"{prefix}length",
+                                                lags=self.average > 1, **extra)
             self.noise_shape: tuple[int, ...] = self.embedding.noise_shape
         else:
             self.noise_shape = (self.n * self.n,)
             self.factor  # noqa: B018 - factorise now: the reference method is exact by construction
 
     def correlation(self, r: np.ndarray) -> np.ndarray:
-        """rho(r) of this field's kernel and length (unit variance)."""
+        """rho(r) of this field's kernel and length (unit variance), between points."""
         return correlation(r, self.kernel, self.length, self.nu)
+
+    def lag_correlation(self, dy: np.ndarray, dx: np.ndarray) -> np.ndarray:
+        """The correlation of two cells of this field at lags (dy, dx) (cell averages when ``average`` > 1)."""
+        if self.average == 1:
+            return self.correlation(np.hypot(dy, dx))
+        return averaged_correlation(self.kernel, self.length, self.nu, self.n * self.average, self.average)(dy, dx)
 
     @property
     def covariance(self) -> np.ndarray:
@@ -296,7 +362,7 @@ class GaussianRandomField:
             n = self.n
             check_budget(n, "cholesky", self.memory_mb, self._prefix)  # the dense covariance is most of it
             lag = np.arange(n)
-            table = self.variance * self.correlation(np.hypot(lag[:, None], lag[None, :]) / n)  # [d_row, d_col]
+            table = self.variance * self.lag_correlation(lag[:, None] / n, lag[None, :] / n)  # [d_row, d_col]
             d = np.abs(lag[:, None] - lag[None, :])
             # C[(r1, c1), (r2, c2)] = table[|r1 - r2|, |c1 - c2|]
             self._covariance = table[d][:, :, d].transpose(0, 2, 1, 3).reshape(n * n, n * n)
@@ -318,7 +384,9 @@ class GaussianRandomField:
             "variance": self.variance,
             "length": self.length,
             "nu": self.nu,
-            "points": f"{self.n} x {self.n} cell centres ((col + .5) / n, (row + .5) / n)",
+            "points": (f"{self.n} x {self.n} cell centres ((col + .5) / n, (row + .5) / n)" if self.average == 1 else
+                       f"{self.n} x {self.n} cell averages of the point field on {self.n * self.average} x "
+                       f"{self.n * self.average} cell centres"),
             "method": self.method,
             "sampling": describe_method(self.method),
         }
@@ -343,6 +411,18 @@ class GaussianRandomField:
                 u[b, start:stop] = _matvec(self.factor[start:stop, :stop], flat[b, :stop])
         return (self.mean + u).reshape(*xi.shape[:-1], self.n, self.n)
 
+    def importance(self) -> np.ndarray:
+        """Flat indices of the ``noise_shape`` normals, the largest weight first (the QMC dimensions' order).
+
+        fft: the scale of each complex mode (both real parts; zero modes last); cholesky: the column norms of
+        the factor.
+        """
+        if self.embedding is not None:
+            weight = np.repeat(self.embedding.scale.ravel(), 2)
+        else:
+            weight = np.sqrt((self.factor**2).sum(axis=0))
+        return np.argsort(-weight, kind="stable")
+
     def sample(self, rng: np.random.Generator) -> np.ndarray:
         """One field (n, n), float64, from one draw of ``noise_shape`` standard normals from ``rng``."""
         return self.from_normals(rng.standard_normal(self.noise_shape))
@@ -350,3 +430,75 @@ class GaussianRandomField:
     def sample_index(self, seed: int, i: int) -> np.ndarray:
         """Sample ``i`` of a store with ``seed``: ``sample(sample_rng(seed, i))``."""
         return self.sample(sample_rng(seed, i))
+
+
+#: Samples of a :class:`PseudoNormals` stream drawn from one generator (a block).
+NORMALS_BLOCK = 64
+#: Most Sobol' dimensions of scipy's direction numbers (Joe and Kuo 2008).
+SOBOL_MAX_DIMS = 21201
+
+
+class PseudoNormals:
+    """Pseudo-random standard normals (B, *shape) of samples start..stop-1 of the stream ``entropy``.
+
+    Sample i is row ``i % NORMALS_BLOCK`` of the draw of block ``i // NORMALS_BLOCK`` from
+    ``default_rng(SeedSequence((*entropy, block)))``: it depends on (entropy, i) alone.
+    """
+
+    def __init__(self, shape: tuple[int, ...], entropy: tuple[int, ...]):
+        self.shape, self.entropy = tuple(shape), tuple(int(e) for e in entropy)
+
+    def normals(self, start: int, stop: int) -> np.ndarray:
+        out = np.empty((stop - start, *self.shape))
+        for block in range(start // NORMALS_BLOCK, -(-stop // NORMALS_BLOCK)):
+            a = max(start, block * NORMALS_BLOCK)
+            b = min(stop, (block + 1) * NORMALS_BLOCK)
+            rng = np.random.default_rng(np.random.SeedSequence((*self.entropy, block)))
+            draw = rng.standard_normal((b - block * NORMALS_BLOCK, *self.shape))  # rows 0..b-1 of the block
+            out[a - start:b - start] = draw[a - block * NORMALS_BLOCK:]
+        return out
+
+
+class SobolNormals:
+    """Randomized QMC normals (B, *field.noise_shape) for points start..stop-1 of one scrambled Sobol' sequence.
+
+    The ``dims`` heaviest normals (:meth:`GaussianRandomField.importance`; at most :data:`SOBOL_MAX_DIMS`)
+    are the normal quantiles of the points of ``scipy.stats.qmc.Sobol(dims, scramble=True)`` seeded from
+    ``entropy``, the others pseudo-random (:class:`PseudoNormals` of ``(*entropy, 1)``). Point i is the
+    same whatever the batches; consecutive batches continue the sequence without fast-forwarding.
+    Independent ``entropy`` values are independent randomizations (module docstring).
+    """
+
+    def __init__(self, field: GaussianRandomField, entropy: tuple[int, ...], dims: int):
+        from scipy.stats import qmc
+
+        size = math.prod(field.noise_shape)
+        self.shape, self.dims = field.noise_shape, int(min(dims, size, SOBOL_MAX_DIMS))
+        if self.dims < 1:
+            raise ConfigError(f"qmc dims: {dims!r} is not allowed; need an integer >= 1")
+        order = field.importance()
+        self.qmc_index, self.rest_index = order[:self.dims], order[self.dims:]
+        seed = np.random.default_rng(np.random.SeedSequence((*entropy, 0)))
+        self.engine = qmc.Sobol(self.dims, scramble=True, seed=seed)
+        self.rest = PseudoNormals((size - self.dims,), (*entropy, 1))
+        self.position = 0
+
+    def normals(self, start: int, stop: int) -> np.ndarray:
+        import warnings
+
+        from scipy.special import ndtri
+
+        if start != self.position:
+            self.engine.reset()
+            if start:
+                self.engine.fast_forward(start)
+        with warnings.catch_warnings():  # the balance warning for counts that are not powers of 2
+            warnings.simplefilter("ignore", UserWarning)
+            points = self.engine.random(stop - start)
+        self.position = stop
+        out = np.empty((stop - start, math.prod(self.shape)))
+        out[:, self.qmc_index] = ndtri(points)
+        if self.rest_index.size:
+            out[:, self.rest_index] = self.rest.normals(start, stop)
+        return out.reshape(stop - start, *self.shape)
+
