@@ -1,4 +1,4 @@
-"""Command line: ``surrogate train``, ``surrogate evaluate`` and ``surrogate mc``.
+"""Command line: ``surrogate train``, ``surrogate evaluate``, ``surrogate mc`` and ``surrogate uq``.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
         --out metrics/poisson-mlp-fas.json --plots plots/poisson-mlp-fas
     surrogate mc --model models/darcy-mlp-fas --n 20000 --fem-n 500 [--params params.yaml] \\
         [--out metrics/mc.json] [--plots plots]
+    surrogate uq --rtol 1e-3 --n 128 [--qmc] [--model models/darcy-selected] [--adaptive]
 
 Every knob is read from the ``data``, ``models``, ``train`` and ``mc``
 sections of ``params.yaml`` (``--params``; default ``./params.yaml`` when it
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="directory for the histogram mc_qoi_hist.png (default: plots)")
     mc.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     _add_common(mc)
+
+    from surrogate.mc import uqcli
+
+    uqcli.add_parser(sub, _add_common)
     return parser
 
 
@@ -194,6 +199,12 @@ def _mc(args) -> int:
     return 0
 
 
+def _uq(args) -> int:
+    from surrogate.mc import uqcli
+
+    return uqcli.run(args, _default_params())
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``surrogate`` console script; returns the exit status.
 
@@ -213,7 +224,7 @@ def _main(argv: list[str] | None) -> int:
     from surrogate.io import ModelFileError
     from surrogate.train import ResumeError, TrainingDiverged
 
-    handlers = {"train": _train, "evaluate": _evaluate, "mc": _mc}
+    handlers = {"train": _train, "evaluate": _evaluate, "mc": _mc, "uq": _uq}
     try:
         return handlers[args.command](args)
     except TrainingDiverged as exc:

@@ -168,7 +168,9 @@ def test_write_json_splits_the_numbers_from_the_metadata(tmp_path):
     res = mc.estimate(lambda x: np.exp(x).mean(axis=(1, 2)) + 0.1, 200, fem_n=10, seed=0, grid=4,
                       field_params=FIELD, hifi=hifi, device="cpu")
     flat, meta = _read_metrics(res.write_json(tmp_path / "m" / "mc.json"))
-    assert set(flat) == {"mean", "se", "variance_reduction_equal_cost"}
+    assert set(flat) == {"mean", "se", "variance_reduction_equal_cost", "variance_reduction_equal_total_cost",
+                         "cost_total_s"}
+    assert flat["cost_total_s"] == res.cost["cost_s"]  # a bare callable costs nothing to build
     assert flat["mean"] == res.control_variate["mean"] and flat["se"] == res.control_variate["se"]
     assert flat["variance_reduction_equal_cost"] == res.cost["variance_reduction_equal_cost"]
     assert meta == json.loads(json.dumps(res.metrics())) and meta["field"] == {**FIELD, "method": "fft"}

@@ -62,16 +62,41 @@ Parameters: the ``mc:`` section of params.yaml, :class:`surrogate.config.MCConfi
 of the training store's field parameters :data:`pde_data.fields.FIELD_PARAMS`;
 a difference from the training values gives a warning).
 
+**Total cost** (:mod:`.cost`): the report adds what the surrogate cost to
+build, its FEM data (the store's generation time) and its training (and the
+other candidates' when the pipeline selected it), and gives the variance
+reduction at equal *total* cost beside the sampling-only figure.
+
+**Reused FEM samples** (``mc.reuse``, :mod:`.reuse`): the store's test split,
+which neither training nor model selection saw, gives FEM/surrogate pairs
+without new solves; cross-fitting (:func:`.estimators.cross_fit`) extends this
+to every store sample with K surrogates, each predicting the fold it did not
+see. Both are argued unbiased in :mod:`.reuse`.
+
+**To a tolerance** (``surrogate uq``, :mod:`.uq`): multilevel Monte Carlo
+over grids with coupled cell-averaged fields (:mod:`.levels`), Giles'
+adaptive algorithm (:mod:`.adaptive`, :mod:`.mlmc`), randomized QMC normals,
+a surrogate control variate on the coarsest level, resumable records
+(:mod:`.records`) and the report at total cost (:mod:`.uqresult`).
+
 Modules: :mod:`.estimators` (the formulas above, numpy only), :mod:`.fields`
 (fresh fields), :mod:`.models` (surrogate, training parameters, FEM model),
-:mod:`.result` (report, metrics, plot) and :mod:`.run` (:func:`estimate`).
+:mod:`.result` (report, metrics, plot), :mod:`.run` (:func:`estimate`), and
+the multilevel ones named above. Attributes load their module on first use,
+so ``surrogate --help`` does not import torch.
 """
 
-from surrogate.mc.errors import MCError, MCWarning
-from surrogate.mc.estimators import control_variate, optimal_allocation, plain_mc
-from surrogate.mc.fields import MC_STREAM, FieldSampler, mc_rng
-from surrogate.mc.result import MCResult
-from surrogate.mc.run import estimate
+import importlib
 
-__all__ = ["MC_STREAM", "FieldSampler", "MCError", "MCResult", "MCWarning", "control_variate", "estimate", "mc_rng",
-           "optimal_allocation", "plain_mc"]
+_EXPORTS = {"MCError": "errors", "MCWarning": "errors", "control_variate": "estimators",
+            "optimal_allocation": "estimators", "plain_mc": "estimators", "cross_fit": "estimators",
+            "MC_STREAM": "fields", "FieldSampler": "fields", "mc_rng": "fields", "MCResult": "result",
+            "estimate": "run", "estimate_to_tolerance": "uq", "UQResult": "uqresult"}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"surrogate.mc.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'surrogate.mc' has no attribute {name!r}")

@@ -45,7 +45,11 @@ DFT_MATMUL_MAX_SIDE = 256
 
 def mc_rng(seed: int, i: int) -> np.random.Generator:
     """Generator of MC field ``i``: SeedSequence((seed, i, MC_STREAM)), disjoint from every store's."""
-    return np.random.default_rng(np.random.SeedSequence((int(seed), int(i), MC_STREAM)))
+    return _rng(seed, i, MC_STREAM)
+
+
+def _rng(seed: int, i: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence((int(seed), int(i), int(stream))))
 
 
 class FieldSampler:
@@ -53,11 +57,17 @@ class FieldSampler:
 
     ``draw(start, stop)`` returns fields start..stop-1: a float64 numpy array
     (numpy sampler) or a float32 tensor on ``device`` (torch sampler).
+    ``field``: a ready :class:`GaussianRandomField` to draw from instead of
+    ``params`` (e.g. the cell averages of a multilevel level); ``stream``: the
+    third word of the seed entropy (other streams, other fields).
     """
 
-    def __init__(self, n: int, params: Mapping, seed: int, device: torch.device | None = None):
-        self.field = GaussianRandomField(int(n), params["kernel"], params["mean"], params["variance"],
-                                         params["length"], params.get("nu"), params.get("method", "fft"))
+    def __init__(self, n: int, params: Mapping | None, seed: int, device: torch.device | None = None, *,
+                 field: GaussianRandomField | None = None, stream: int = MC_STREAM):
+        if field is None:
+            field = GaussianRandomField(int(n), params["kernel"], params["mean"], params["variance"],
+                                        params["length"], params.get("nu"), params.get("method", "fft"))
+        self.field, self.stream = field, int(stream)
         self.n, self.seed = int(n), int(seed)
         self.device = None if device is None else torch.device(device)
         if self.device is not None:
@@ -73,36 +83,43 @@ class FieldSampler:
     def draw(self, start: int, stop: int) -> np.ndarray | torch.Tensor:
         if self.device is not None:
             return self._draw_torch(start, stop)
-        xi = np.stack([mc_rng(self.seed, i).standard_normal(self.field.noise_shape) for i in range(start, stop)])
+        xi = np.stack([_rng(self.seed, i, self.stream).standard_normal(self.field.noise_shape)
+                       for i in range(start, stop)])
         return self.field.from_normals(xi).astype(np.float32).astype(np.float64).reshape(-1, self.n, self.n)
 
     # ------------------------------------------------------------------ torch
     def _normals(self, block: int) -> torch.Tensor:
         """The (self.block, m, m//2+1, 2) standard normals of ``block``, on the device."""
-        state = np.random.SeedSequence((self.seed, block, MC_STREAM)).generate_state(2, dtype=np.uint32)
+        state = np.random.SeedSequence((self.seed, block, self.stream)).generate_state(2, dtype=np.uint32)
         g = torch.Generator(device=self.device).manual_seed(int(state[0]) << 32 | int(state[1]))
         return torch.randn((self.block, *self.field.noise_shape), generator=g, device=self.device)
 
     def _draw_torch(self, start: int, stop: int) -> torch.Tensor:
         """Block by block (the normals of a block stay in cache): scale the normals in place, transform."""
-        n, m = self.n, self.field.embedding.shape[1]
-        out = torch.empty((stop - start, n, n), dtype=torch.float32, device=self.device)
+        out = torch.empty((stop - start, self.n, self.n), dtype=torch.float32, device=self.device)
         size = self.block
         for block in range(start // size, -(-stop // size)):
             a = max(start - block * size, 0)
             b = min(stop - block * size, size)
-            xi = self._normals(block)[a:b].mul_(self._scale)
-            z = torch.view_as_complex(xi)
-            if self._dft is not None:
-                rows_dft, cols_re, cols_im = self._dft
-                rows = rows_dft @ z
-                u = rows.real @ cols_re - rows.imag @ cols_im
-            else:
-                rows = torch.fft.ifft(z, dim=-2, norm="forward")[..., :n, :]
-                u = torch.fft.irfft(rows, n=m, dim=-1, norm="forward")[..., :n]
             offset = block * size + a - start
-            out[offset:offset + b - a] = u
+            out[offset:offset + b - a] = self._transform(self._normals(block)[a:b])
         return out.add_(self.field.mean)
+
+    def transform(self, xi: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Fields (B, n, n) (float32, on the device) from given standard normals (B, *noise_shape)."""
+        xi = torch.as_tensor(xi, dtype=torch.float32, device=self.device).clone()
+        return self._transform(xi).add_(self.field.mean)
+
+    def _transform(self, xi: torch.Tensor) -> torch.Tensor:
+        """Zero-mean fields from normals (B, m, m//2+1, 2), scaled in place."""
+        n, m = self.n, self.field.embedding.shape[1]
+        z = torch.view_as_complex(xi.mul_(self._scale))
+        if self._dft is not None:
+            rows_dft, cols_re, cols_im = self._dft
+            rows = rows_dft @ z
+            return rows.real @ cols_re - rows.imag @ cols_im
+        rows = torch.fft.ifft(z, dim=-2, norm="forward")[..., :n, :]
+        return torch.fft.irfft(rows, n=m, dim=-1, norm="forward")[..., :n]
 
 
 def _pruned_dft(n: int, m: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

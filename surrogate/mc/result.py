@@ -38,6 +38,17 @@ class MCResult:
     device: str
     q_sur: np.ndarray = field(repr=False)
     q_fem: np.ndarray | None = field(default=None, repr=False)
+    reuse: dict | None = None               # the reused store pairs (surrogate.mc.reuse), if any
+
+    @property
+    def pairs(self) -> int:
+        """FEM/surrogate pairs of the control variate: reused store samples + new solves."""
+        return self.fem_n + (self.reuse["samples"] if self.reuse else 0)
+
+    def _pairs_text(self) -> str:
+        if not self.reuse:
+            return f"M = {self.fem_n}"
+        return f"M = {self.pairs}: {self.reuse['samples']} reused from the store's test split + {self.fem_n} new"
 
     @property
     def best(self) -> dict:
@@ -52,7 +63,8 @@ class MCResult:
                "device": self.device, "field": self.field_params, "field_trained": self.field_params_trained,
                "field_differs": self.field_params_differ, "surrogate": self.surrogate, "cost": self.cost}
         if self.fem is not None:
-            out.update(fem=self.fem, surrogate_error=self.surrogate_error, control_variate=self.control_variate)
+            out.update(fem=self.fem, surrogate_error=self.surrogate_error, control_variate=self.control_variate,
+                       reuse=self.reuse)
         return runtime.jsonable(out)
 
     def headline(self) -> dict[str, float]:
@@ -62,7 +74,9 @@ class MCResult:
         mean +- Z95 se, n and fem_n are params, and everything else is in the ``.meta.json``.
         """
         values = {"mean": self.best["mean"], "se": self.best["se"],
-                  "variance_reduction_equal_cost": self.cost.get("variance_reduction_equal_cost")}
+                  "variance_reduction_equal_cost": self.cost.get("variance_reduction_equal_cost"),
+                  "variance_reduction_equal_total_cost": self.cost.get("variance_reduction_equal_total_cost"),
+                  "cost_total_s": self.cost.get("cost_total_s")}
         return {k: v for k, v in runtime.jsonable(values).items() if v is not None}
 
     def write_json(self, path: str | Path) -> Path:
@@ -86,19 +100,35 @@ class MCResult:
     def _fem_report(self) -> list[str]:
         f, e, cv, c = self.fem, self.surrogate_error, self.control_variate, self.cost
         lines = [
-            f"plain FEM       (M = {self.fem_n}): E[Q] = {_est(f)}, Var(Q_fem) = {f['var']:.4g}",
+            f"plain FEM       ({self._pairs_text()}): E[Q] = {_est(f)}, Var(Q_fem) = {f['var']:.4g}",
             (f"surrogate error on the M pairs: mean {e['mean']:.4g} +- {e['se']:.3g}, rmse {e['rmse']:.4g}, "
              f"max |err| {e['max_abs']:.4g}, corr(Q_fem, Q_sur) = {cv['rho']:.4f}"),
-            f"control variate (M = {self.fem_n}, N = {self.n}, beta = {cv['beta']:.4g}): E[Q] = {_est(cv)}",
+            f"control variate (M = {self.pairs}, N = {self.n}, beta = {cv['beta']:.4g}): E[Q] = {_est(cv)}",
             (f"cost per sample: field {c['t_field_s'] * 1e6:.1f} us, surrogate {c['t_surrogate_s'] * 1e6:.2f} us, "
-             f"FEM {c['t_fem_s'] * 1e3:.3f} ms (FEM set-up {c['fem_setup_s']:.2f} s not counted); run cost "
+             f"FEM {c['t_fem_s'] * 1e3:.3f} ms (FEM set-up {c['fem_setup_s']:.2f} s not counted); sampling cost "
              f"{c['cost_s']:.3f} s = {c['fem_equal_cost']:.1f} plain FEM samples"),
-            (f"variance reduction: x{c['variance_reduction_equal_cost']:.3g} against plain FEM MC of the same cost, "
-             f"x{c['variance_reduction_same_fem']:.3g} against plain FEM MC with the same {self.fem_n} solves")]
+            (f"variance reduction: x{c['variance_reduction_equal_cost']:.3g} against plain FEM MC of the same "
+             f"sampling cost, x{c['variance_reduction_same_fem']:.3g} against plain FEM MC with the same "
+             f"{self.pairs} FEM values"),
+            *self._total_cost_lines()]
         if c.get("optimal_n_over_m") is not None:
-            lines.append(f"allocation hint: N/M = {self.n / self.fem_n:.3g} here; N/M ~ {c['optimal_n_over_m']:.3g} "
+            lines.append(f"allocation hint: N/M = {self.n / self.pairs:.3g} here; N/M ~ {c['optimal_n_over_m']:.3g} "
                          f"would give about x{c['variance_reduction_optimal']:.3g} at equal cost (for the measured "
                          "correlation and costs)")
+        return lines
+
+    def _total_cost_lines(self) -> list[str]:
+        c = self.cost
+        b = c.get("surrogate_build")
+        if not b:
+            return []
+        parts = (f"data {_maybe(b['data_s'])} s ({b['data']['source']}), training {_maybe(b['training_s'])} s"
+                 + (f" + {b['selection_s']:.1f} s for the other candidates" if b["selection_s"] else ""))
+        lines = [f"total cost {c['cost_total_s']:.1f} s = sampling {c['cost_s']:.1f} s + the surrogate's {parts}",
+                 (f"variance reduction at equal total cost: x{c['variance_reduction_equal_total_cost']:.3g} "
+                  f"against plain FEM MC of {c['cost_total_s']:.1f} s ({c['fem_equal_total_cost']:.0f} solves)")]
+        if b["unknown"]:
+            lines.append(f"  not known, counted as 0: {', '.join(b['unknown'])}")
         return lines
 
     def plot(self, path: str | Path) -> Path:
@@ -128,9 +158,9 @@ class MCResult:
         ax.hist(q, bins=np.linspace(lo, hi, 61), density=True, alpha=0.45, color="C0",
                 label=f"surrogate Q (N = {self.n})")
         if self.q_fem is not None:
-            nb = int(np.clip(1.5 * math.sqrt(self.fem_n), 5, 60))
+            nb = int(np.clip(1.5 * math.sqrt(self.pairs), 5, 60))
             ax.hist(self.q_fem, bins=np.linspace(lo, hi, nb + 1), density=True, histtype="step", lw=1.8,
-                    color="C3", label=f"FEM Q (M = {self.fem_n})")
+                    color="C3", label=f"FEM Q (M = {self.pairs})")
         ax.axvline(self.best["mean"], color="k", lw=1.2, ls="--", label=f"estimate of E[Q]: {self.best['mean']:.4g}")
         ax.set_xlabel("Q (mean outflow flux)")
         ax.set_ylabel("density")
@@ -141,7 +171,7 @@ class MCResult:
         rows = [("surrogate only\n(E[Q_sur], biased)", self.surrogate, "C0")]
         if self.control_variate is not None:
             rows += [("control variate", self.control_variate, "C2"),
-                     (f"plain FEM\n(M = {self.fem_n})", self.fem, "C3")]
+                     (f"plain FEM\n(M = {self.pairs})", self.fem, "C3")]
         for k, (_, st, color) in enumerate(rows):
             ax.errorbar(st["mean"], k, xerr=Z95 * st["se"], fmt="o", color=color, capsize=5, lw=2)
         ax.set_yticks(range(len(rows)), [r[0] for r in rows], fontsize=8)
@@ -150,3 +180,7 @@ class MCResult:
         ax.set_xlabel("E[Q] estimate, 95% CI")
         ax.set_title("estimates")
         ax.grid(axis="x", alpha=0.3)
+
+
+def _maybe(v) -> str:
+    return "?" if v is None else f"{v:.1f}"

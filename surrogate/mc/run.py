@@ -14,10 +14,12 @@ from tqdm import tqdm
 from surrogate import distributed
 from surrogate.config import MCConfig
 from surrogate.mc.errors import MCError, MCWarning
+from surrogate.mc.cost import surrogate_cost
 from surrogate.mc.estimators import control_variate, equal_cost, plain_mc, surrogate_error
 from surrogate.mc.fields import FieldSampler
 from surrogate.mc.models import Predict, as_model, darcy_fem, resolve_field, trained_store_params, training_field
 from surrogate.mc.result import MCResult
+from surrogate.mc.reuse import REUSE, heldout_pairs
 from surrogate.runtime import pick_device
 
 _DEFAULTS = MCConfig()
@@ -95,11 +97,43 @@ def _fem_pass(hifi: Callable[[np.ndarray], Any], draw: Draw, m: int, progress: b
     return q_fem, t_fem
 
 
+def _reused(sur, predict: Predict, params: Mapping, trained: Mapping | None, batch_size: int) -> dict:
+    """The store's test pairs (:mod:`surrogate.mc.reuse`) with the surrogate's predictions and their seconds."""
+    if sur is None:
+        raise MCError("mc.reuse: test needs a trained surrogate (its store and splits are in the model file)")
+    log_k, q_fem, info = heldout_pairs(sur, params, training_field(trained))
+    t0 = time.perf_counter()
+    q_sur = predict(log_k, batch_size)
+    return {"q_fem": q_fem, "q_sur": q_sur, "info": info, "t_sur": (time.perf_counter() - t0) / len(q_fem)}
+
+
+def _fem_time(t_fem: float | None, sur_cost: dict | None) -> float:
+    """Seconds per FEM solve: measured in this run, else from the surrogate's data cost."""
+    if t_fem is not None:
+        return t_fem
+    data = (sur_cost or {}).get("data") or {}
+    if data.get("seconds") and data.get("samples"):
+        return data["seconds"] / data["samples"]
+    raise MCError("mc: no FEM solve was timed (fem_n: 0) and the store's generation time is unknown; set "
+                  "mc.fem_n >= 3 for the cost comparison")
+
+
+def _pairs(q_fem, q_sur, reuse: dict | None, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """(FEM, surrogate) values of every pair: the reused store pairs, then the first M fresh fields."""
+    f = [reuse["q_fem"]] if reuse else []
+    g = [reuse["q_sur"]] if reuse else []
+    if m:
+        f.append(q_fem)
+        g.append(q_sur[:m])
+    return np.concatenate(f), np.concatenate(g)
+
+
 def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | None = None, fem_n: int = 0,
              seed: int = _DEFAULTS.seed, batch_size: int = _DEFAULTS.batch_size, device: Any = "auto",
              field_params: Mapping | None = None, sampler: str = "auto",
              hifi: Callable[[np.ndarray], Any] | None = None,
-             beta: float | None = None, grid: int | None = None, progress: bool = False) -> MCResult:
+             beta: float | None = None, grid: int | None = None, progress: bool = False,
+             reuse: str = "none") -> MCResult:
     """Monte Carlo estimate of E[Q] with a surrogate, alone or as a control variate beside FEM solves.
 
     ``model``: a model path (file or directory), a :class:`surrogate.io.Surrogate`
@@ -114,6 +148,9 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     overrides of the training field parameters (warns when they differ).
     ``beta``: a fixed control-variate coefficient (default: estimated).
     ``grid``: cells per side of the fields to draw for a bare callable model.
+    ``reuse``: ``test`` adds the store's test split as FEM/surrogate pairs without new
+    solves (:mod:`surrogate.mc.reuse`); the cost figures then count the
+    surrogate's data and training too (:mod:`surrogate.mc.cost`).
     ``device``: where the surrogate runs (a Surrogate on another device is
     copied there; the caller's object is left as it is). ``sampler``: where
     fresh fields are drawn: ``numpy`` (per-index reference), ``torch`` or
@@ -124,6 +161,8 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     """
     n, given = _sizes(fields, n)
     cfg = MCConfig(n=n, fem_n=fem_n, seed=seed, batch_size=batch_size, sampler=sampler, field=field_params)
+    if reuse not in REUSE:
+        raise MCError(f"mc.reuse: {reuse!r} is not allowed; need one of {', '.join(REUSE)}")
     n = cfg.n
     dev = pick_device(device, key="mc.device")
 
@@ -152,6 +191,7 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     setup = 0.0
     if cfg.fem_n > 0 and hifi is None:
         hifi, setup = darcy_fem(trained, params, grid_n)
+    reused = _reused(sur, predict, params, trained, cfg.batch_size) if reuse == "test" else None
 
     draw = sampler.draw if sampler is not None else (lambda a, b: given[a:b])
     q_sur, t_field, t_sur = _surrogate_pass(predict, draw, cfg, progress, dev)
@@ -159,15 +199,23 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     sur_stats = {**plain_mc(q_sur), "note": "estimates E[Q_sur]: biased by the surrogate's mean error (not in the SE)"}
     cost = {"t_field_s": t_field, "t_surrogate_s": t_sur, "surrogate_per_s": _per_s(t_sur),
             "cost_s": n * (t_field + t_sur)}
-    q_fem = fem_stats = err = cv = None
+    q_fem = fem_stats = err = cv = t_fem = None
     if cfg.fem_n > 0:
         q_fem, t_fem = _fem_pass(hifi, draw, cfg.fem_n, progress, dev)
-        fem_stats = plain_mc(q_fem)
-        err = surrogate_error(q_sur[:cfg.fem_n], q_fem)
-        cv = control_variate(q_fem, q_sur[:cfg.fem_n], q_sur, beta)
-        cost.update(t_fem_s=t_fem, fem_per_s=_per_s(t_fem), fem_setup_s=setup,
-                    **equal_cost(n, cfg.fem_n, t_field, t_sur, t_fem, fem_stats["var"], cv))
+    if cfg.fem_n > 0 or reused is not None:
+        q_fem, g = _pairs(q_fem, q_sur, reused, cfg.fem_n)
+        f = q_fem
+        fem_stats = plain_mc(f)
+        err = surrogate_error(g, f)
+        cv = control_variate(f, g, q_sur, beta, shared=cfg.fem_n)
+        sur_cost = surrogate_cost(sur.path, sur.meta) if sur is not None else None
+        t_fem = _fem_time(t_fem, sur_cost)
+        fixed = (sur_cost or {}).get("total_s", 0.0)
+        cost.update(t_fem_s=t_fem, fem_per_s=_per_s(t_fem), fem_setup_s=setup, surrogate_build=sur_cost,
+                    **equal_cost(n, cfg.fem_n, t_field, t_sur, t_fem, fem_stats["var"], cv,
+                                 reused=len(reused["q_fem"]) if reused else 0, fixed_s=fixed))
     return MCResult(n=n, fem_n=cfg.fem_n, seed=cfg.seed if sampler is not None else None, surrogate=sur_stats,
                     fem=fem_stats, surrogate_error=err, control_variate=cv, cost=cost, field_params=params,
                     field_params_trained=training_field(trained) if trained else None, field_params_differ=diffs,
-                    model=name, device=str(dev), q_sur=q_sur, q_fem=q_fem)
+                    model=name, device=str(dev), q_sur=q_sur, q_fem=q_fem,
+                    reuse=reused["info"] if reused else None)
