@@ -345,7 +345,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{100 * t['rel_l2_p95']:.2f}% nRMSE {t['nrmse']:.4f} in {rec['train_s']:.0f} s", flush=True)
     records = read_records(args.records)
     print("\n".join(summary_lines(records)))
-    write_doc(records, args.doc, "OMP_NUM_THREADS=1 python benchmarks/bench_models.py " + " ".join(argv or sys.argv[1:]))
+    sweep = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--report"]   # the sweep, not the rewrite
+    write_doc(records, args.doc, "OMP_NUM_THREADS=1 python benchmarks/bench_models.py " + " ".join(sweep))
     return 0
 
 
