@@ -139,6 +139,7 @@ class TrainConfig(Section):
     lr: float = option(_spec(OptimizerConfig, "lr"))
     momentum: float = option(_spec(OptimizerConfig, "momentum"))
     weight_decay: float = option(_spec(OptimizerConfig, "weight_decay"))
+    parametrization: str = option(_spec(OptimizerConfig, "parametrization"))   # standard | mup (every level)
     schedule: str = option(Choice("constant", SCHEDULES))     # learning-rate factor over the budget
     warmup: float = option(Float(0.05, low=0.0, high=1.0, high_open=True))   # warmup_cosine: linear ramp share
     seed: int = option(Seed(0))
@@ -151,6 +152,7 @@ class TrainConfig(Section):
     growth: GrowthConfig = subsection(GrowthConfig)
 
     def validate(self) -> None:
+        _ = self.optimizer  # an optimizer that the parametrization does not fit fails here, naming the key
         if self.trainer != "fas":  # one level: the hierarchy is the network alone
             object.__setattr__(self, "fas", dataclasses.replace(self.fas, levels=1))
         elif self.fas.levels < 2:
@@ -161,7 +163,8 @@ class TrainConfig(Section):
     def optimizer(self) -> OptimizerConfig:
         """The optimizer of every level: the trainer itself, or the FAS smoother."""
         kind = self.fas.smoother if self.trainer == "fas" else self.trainer
-        return OptimizerConfig(kind=kind, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay)
+        return OptimizerConfig(kind=kind, lr=self.lr, momentum=self.momentum, weight_decay=self.weight_decay,
+                               parametrization=self.parametrization)
 
 
 # --------------------------------------------------------------------------

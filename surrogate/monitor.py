@@ -28,7 +28,7 @@ from surrogate.config import RunConfig
 from surrogate.dataset import Dataset
 from surrogate.io import arch_of
 from surrogate.metrics import split_errors
-from surrogate.multilevel import DivergenceError, FASTrainer
+from surrogate.multilevel import DivergenceError, Trainer
 
 
 class TrainingDiverged(RuntimeError):
@@ -80,7 +80,7 @@ class Monitor:
     of the network with the lowest validation ``train.best_metric``.
     """
 
-    def __init__(self, cfg: RunConfig, dataset: Dataset, trainer: FASTrainer):
+    def __init__(self, cfg: RunConfig, dataset: Dataset, trainer: Trainer):
         self.cfg, self.dataset, self.trainer = cfg, dataset, trainer
         self.roles = ("fine", "aux") if cfg.train.fas.levels > 1 else ("fine",)
         self.history: list[dict[str, Any]] = []
@@ -101,7 +101,7 @@ class Monitor:
         if len(losses) > 1:
             rec["train_loss_levels"] = losses
         ebs, primary = self.cfg.data.eval_batch_size, data.layout.targets[0]
-        growing = getattr(trainer, "growing", False)   # nested iteration: the net is still a coarse one
+        growing = trainer.growing   # nested iteration: the net is still a coarse one
         if growing:
             rec["growth_level"] = trainer.level
         for role, key in zip(("fine",) if growing else self.roles, ("val", "aux_val")):

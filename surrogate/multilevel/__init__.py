@@ -16,10 +16,12 @@ from .fas import DivergenceError, FASTrainer
 from .growth import NestedIteration
 from .hem import cosine_strength, heavy_edge_matching
 from .hierarchy import Hierarchy, build_hierarchy
+from .protocol import Trainer
 from .transfer import Coarsening, Transfer
 from .work import WorkCounter, flops_per_sample
 
 __all__ = [
     "build_hierarchy", "Hierarchy", "Transfer", "Coarsening", "heavy_edge_matching", "cosine_strength",
-    "MinibatchStream", "FASTrainer", "FASConfig", "GrowthConfig", "OptimizerConfig", "NestedIteration", "DivergenceError", "WorkCounter", "flops_per_sample",
+    "MinibatchStream", "Trainer", "FASTrainer", "FASConfig", "GrowthConfig", "OptimizerConfig", "NestedIteration",
+    "DivergenceError", "WorkCounter", "flops_per_sample",
 ]

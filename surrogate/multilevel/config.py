@@ -10,12 +10,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pde_data.config import Choice, Float, Int, Section, option
+from pde_data.config import Choice, ConfigError, Float, Int, Section, option
 
-__all__ = ["FASConfig", "GrowthConfig", "OptimizerConfig", "OPTIMIZERS"]
+__all__ = ["FASConfig", "GrowthConfig", "OptimizerConfig", "OPTIMIZERS", "PARAMETRIZATIONS"]
 
 #: One-level optimizers, and the FAS smoothers (``train.fas.smoother``).
 OPTIMIZERS = ("sgd", "adam", "adamw")
+#: ``train.parametrization``: one rate for every weight, or muP's per-layer rules (:mod:`.width`).
+PARAMETRIZATIONS = ("standard", "mup")
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class OptimizerConfig(Section):
 
     ``kind``: ``"sgd"`` (SGD with momentum), ``"adam"`` (beta_1 = ``momentum``,
     L2 weight decay) or ``"adamw"`` (the same with decoupled weight decay).
+    ``parametrization``: ``"standard"`` or ``"mup"`` (per-layer rates against the
+    fine network's shapes, :mod:`surrogate.multilevel.width`; Adam's rules).
     """
 
     PREFIX = "train"
@@ -31,6 +35,13 @@ class OptimizerConfig(Section):
     lr: float = option(Float(0.01, low=0.0, low_open=True))           # paper: 0.01
     momentum: float = option(Float(0.9, low=0.0, high=1.0, high_open=True))
     weight_decay: float = option(Float(0.0, low=0.0))
+    parametrization: str = option(Choice("standard", PARAMETRIZATIONS))
+
+    def validate(self) -> None:
+        if self.parametrization == "mup" and self.kind == "sgd":
+            raise ConfigError("train.parametrization: 'mup' is not allowed with the sgd optimizer: its rules here "
+                              "are Adam's (Tensor Programs V, Table 3); use trainer adam or adamw (fas: "
+                              "train.fas.smoother adam or adamw), or parametrization standard")
 
 
 @dataclass(frozen=True)
@@ -62,15 +73,18 @@ class GrowthConfig(Section):
 
     ``levels`` = 1 is off. With L > 1 the hierarchy of L levels is built by HEM
     on the fine net's initial weights; the coarsest net is trained first, then
-    each net is carried to the next finer one as x_f + P(x_c - Pi x_f) (the
-    coarse-grid correction of eq. (4) onto the finer net's own initial
-    weights, so matched neurons do not stay identical); ``share`` of the
-    budget goes to the coarser levels, split evenly, the rest to the trainer
-    on the fine net. ``state``: the optimizer state across a growth step,
-    ``reset`` or ``prolong`` (P applied to each moment).
+    each net is carried to the next finer one as
+    x_f = P x_c + ``perturbation`` (I - P Pi) x_f0 (P x_c computes the coarse
+    net's function; the second term, the part of the finer net's own initial
+    weights x_f0 that the coarse net cannot represent, breaks the symmetry of
+    matched neurons); ``share`` of the budget goes to the coarser levels,
+    split evenly, the rest to the trainer on the fine net. ``state``: the
+    optimizer state across a growth step, ``reset`` or ``prolong`` (Adam:
+    m_f = Pi^T m_c, sqrt(v_f) = Pi^T sqrt(v_c); SGD momentum: Pi^T m_c).
     """
 
     PREFIX = "train.growth"
     levels: int = option(Int(1, low=1))
     share: float = option(Float(0.2, low=0.0, high=1.0, low_open=True, high_open=True))
     state: str = option(Choice("reset", ("reset", "prolong")))
+    perturbation: float = option(Float(1.0, low=0.0, high=1.0))

@@ -43,17 +43,21 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from pde_data.config import replace
+from typing import Sequence
 
 import torch
 from torch.nn import functional as F
 
+from pde_data.config import ConfigError, replace
+
+from ..models import WidthNet
 from .batches import MinibatchStream
-from .hierarchy import Hierarchy
 from .config import FASConfig, OptimizerConfig
+from .hierarchy import Hierarchy
+from .optim import OptimizerSpec, make_optimizer, prolong_momentum, restrict_state, set_rate
 from .parallel import DataParallel
-from .optim import OptimizerSpec, make_optimizer, prolong_momentum, restrict_state
 from .smoother import Level
+from .width import lr_multipliers
 from .work import MEASURES, WorkCounter
 
 __all__ = ["FASTrainer", "DivergenceError"]
@@ -92,10 +96,13 @@ class FASTrainer:
 
     def __init__(self, hier: Hierarchy, X: torch.Tensor, Y: torch.Tensor, batches: MinibatchStream,
                  config: FASConfig | None = None, optimizer: OptimizerConfig | OptimizerSpec | None = None,
-                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None, **changes: Any):
+                 loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 base_shapes: Sequence[torch.Size] | None = None, **changes: Any):
         self.config, self.optim = _configs(config, optimizer, changes)
         self.factory = optimizer if callable(optimizer) else None
         self.hier, self.X, self.Y, self.stream = hier, X, Y, batches
+        #: the shapes muP's rates are relative to (``optimizer.parametrization``): the fine net's by default
+        self.base_shapes = list(base_shapes) if base_shapes is not None else [p.shape for p in hier.nets[0].parameters()]
         self.loss_fn = loss if loss is not None else F.mse_loss
         self.parallel = DataParallel()
         self.lr_scale = 1.0
@@ -103,6 +110,10 @@ class FASTrainer:
         self.levels: list[Level] = []
         self._counter = WorkCounter(hier.nets, batches.batch_size)
         self._bind_levels()
+
+    #: The :class:`~surrogate.multilevel.protocol.Trainer` interface: a FAS trainer trains its fine net.
+    growing = False
+    level = 0
 
     # ------------------------------------------------------------------ set-up
     def level_lr(self, level: int) -> float:
@@ -117,8 +128,8 @@ class FASTrainer:
                 continue
             lr = self.level_lr(l)
             params = list(net.parameters())
-            level = Level(net, make_optimizer(self.factory or self.optim, params, lr * self.lr_scale), lr, self.X,
-                          self.Y, self.loss_fn, self.parallel)
+            opt = make_optimizer(self.factory or self.optim, params, lr * self.lr_scale, self._multipliers(net))
+            level = Level(net, opt, lr, self.X, self.Y, self.loss_fn, self.parallel)
             if l < len(self.levels):
                 level.loss_sum, level.loss_count = self.levels[l].loss_sum, self.levels[l].loss_count
                 self.levels[l] = level
@@ -128,12 +139,20 @@ class FASTrainer:
         if changed:
             self._counter = WorkCounter(self.hier.nets, self.stream.batch_size, self._counter.total)
 
+    def _multipliers(self, net: torch.nn.Module) -> list[float] | None:
+        """muP's rate factor per parameter of ``net`` against :attr:`base_shapes` (None: standard)."""
+        if self.optim.parametrization != "mup":
+            return None
+        if not isinstance(net, WidthNet):
+            raise ConfigError(f"train.parametrization: 'mup' is not allowed for a {type(net).__name__}: its rules "
+                              "need a width network (mlp, cnn, unet); use parametrization standard")
+        return lr_multipliers(net, self.base_shapes)
+
     def scale_lr(self, factor: float) -> None:
         """Every level's rate times ``factor`` (a schedule; :meth:`level_lr` stays the base rate)."""
         self.lr_scale = float(factor)
         for level in self.levels:
-            for group in level.opt.param_groups:
-                group["lr"] = level.lr * self.lr_scale
+            set_rate(level.opt, level.lr * self.lr_scale)
 
     @property
     def work(self) -> dict[str, float]:

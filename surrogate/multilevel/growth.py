@@ -8,20 +8,32 @@ x_0 (so x_{l+1} = Pi x_l at the start):
    of the budget;
 2. carry it to level l = L-2, ..., 0 as
 
-       x_l <- x_l + P (x_{l+1} - Pi x_l),                  eq. (4), alpha_p = 1
+       x_l <- P x_{l+1} + eps (I - P Pi) x_l
 
-   the coarse-grid correction onto the finer net's own initial weights.
-   Plain prolongation P x_{l+1} would give the two neurons of an aggregate
-   identical weights, and gradient steps keep them identical: the fine net
-   would never use its width. The correction keeps their differences of x_l.
-   Then train x_l for its share, and so on up to the fine net;
+   P x_{l+1} computes the coarse net's function exactly (eq. (27): the units
+   of an aggregate get copies of its incoming weights and share its outgoing
+   ones, the function-preserving widening of Net2WiderNet). Alone it would
+   leave the units of an aggregate identical, and gradient steps keep them
+   so: the fine net would never use its width. The second term, the part of
+   the finer net's own initial weights that the coarse net cannot represent,
+   breaks that symmetry; eps (``GrowthConfig.perturbation``) sets its size
+   (eps = 1 is the coarse-grid correction x_l + P(x_{l+1} - Pi x_l) of
+   eq. (4)). Within a pair that term is antisymmetric (Pi averages it away),
+   so the function changes at second order in eps only. Then train x_l for
+   its share, and so on up to the fine net;
 3. continue on the fine net with the chosen trainer (one level or FAS cycles).
+
+Across a growth step the optimizer state is reset, or carried with the
+gradients' own transfer (``GrowthConfig.state = "prolong"``): at x = P x_c a
+fine gradient is Pi^T g_c (:meth:`Transfer.prolong_grad`), so SGD momentum
+and Adam's first moment become Pi^T m_c and Adam's second moment
+sqrt(v) = Pi^T sqrt(v_c). With muP rates (:mod:`.width`) and eps = 0 the fine
+net then takes exactly the coarse net's next step.
 
 ``GrowthConfig.share`` of the budget goes to the coarse levels, split
 evenly; work is counted in fine-net work units, as everywhere (a coarse
 minibatch pass costs its FLOPs over the fine net's, or 4^-l under the
-paper's rule). Across a growth step the optimizer state is reset, or
-prolonged with P (``GrowthConfig.state``).
+paper's rule).
 """
 
 from __future__ import annotations
@@ -35,14 +47,19 @@ from .batches import MinibatchStream
 from .config import FASConfig, GrowthConfig, OptimizerConfig
 from .fas import FASTrainer
 from .hierarchy import Hierarchy, build_hierarchy
+from .smoother import Level
+from .transfer import Transfer
 from .work import MEASURES, flops_per_sample
 
 __all__ = ["NestedIteration"]
 
+#: Adam's state that averages squared gradients (carried as its square root).
+SQUARED_MOMENTS = ("exp_avg_sq", "max_exp_avg_sq")
+
 
 class NestedIteration:
-    """Grow ``model`` from the coarsest level, then hand it to ``make_final(model)``; the trainer interface
-    of :class:`FASTrainer` (``cycle``, ``work``, ``level_losses``, ``scale_lr``, ``hier``, state dicts).
+    """Grow ``model`` from the coarsest level, then hand it to ``make_final(model)``; a
+    :class:`~surrogate.multilevel.protocol.Trainer`.
 
     ``budget`` and ``measure``: the run's work-unit budget and accounting;
     ``hem``: the HEM settings (theta, interpolation, order) of the growth hierarchy.
@@ -85,15 +102,18 @@ class NestedIteration:
         if level == 0:
             return self.make_final(net)
         return FASTrainer(build_hierarchy(net, 1), self.X, self.Y, self.stream, FASConfig(levels=1),
-                          self.optimizer, self.loss)
+                          self.optimizer, self.loss, base_shapes=[p.shape for p in self.model.parameters()])
 
-    def _grow(self) -> None:
-        """x_l <- x_l + P(x_{l+1} - Pi x_l) (eq. (4)) from level l+1 to l, optimizer state as configured."""
+    def grow(self) -> None:
+        """x_l <- P x_{l+1} + eps (I - P Pi) x_l from level l+1 to l, optimizer state as configured."""
         coarse, transfer = self.trainer, self.ladder.transfers[self.level - 1]
         self.offset = self.work
+        fine = list(self.ladder.nets[self.level - 1].parameters())
         with torch.no_grad():
-            diff = torch._foreach_sub(list(coarse.hier.nets[0].parameters()), self.starts[self.level])
-            torch._foreach_add_(list(self.ladder.nets[self.level - 1].parameters()), transfer.prolong(diff))
+            own = torch._foreach_sub(fine, transfer.prolong(self.starts[self.level]))     # (I - P Pi) x_l
+            torch._foreach_mul_(own, self.growth.perturbation)
+            torch._foreach_copy_(fine, torch._foreach_add(transfer.prolong(list(coarse.hier.nets[0].parameters())),
+                                                          own))
         self.level -= 1
         self.trainer = self._one_level(self.level)
         if self.growth.state == "prolong":
@@ -111,7 +131,7 @@ class NestedIteration:
         """One step of the coarse level being grown, or one cycle of the fine trainer."""
         self.trainer.cycle()
         if self.growing and self.work[self.measure] >= self.ends[self.level]:
-            self._grow()
+            self.grow()
 
     def scale_lr(self, factor: float) -> None:
         self.lr_scale = float(factor)
@@ -133,15 +153,18 @@ class NestedIteration:
 
 
 @torch.no_grad()
-def _prolong_state(coarse, fine, transfer) -> None:
-    """Each per-parameter moment of the coarse optimizer, prolonged with P; scalar state (step) copied."""
-    for p_c, p_f in zip(coarse.params, fine.params):
-        for key, value in coarse.opt.state[p_c].items():
-            if not torch.is_tensor(value) or value.shape != p_c.shape:
-                fine.opt.state[p_f][key] = value.clone() if torch.is_tensor(value) else value
-    keys = [k for k, v in coarse.opt.state[coarse.params[0]].items() if torch.is_tensor(v) and v.shape ==
-            coarse.params[0].shape]
-    for key in keys:
-        moments = transfer.prolong([coarse.opt.state[p][key] for p in coarse.params])
-        for p_f, m in zip(fine.params, moments):
-            fine.opt.state[p_f][key] = m
+def _prolong_state(coarse: Level, fine: Level, transfer: Transfer) -> None:
+    """The coarse optimizer's state carried to the fine net: gradient averages with Pi^T (SGD momentum, Adam's
+    m), Adam's second moment as sqrt(v) = Pi^T sqrt(v_c); scalar state (Adam's step) copied."""
+    state_c, state_f = coarse.opt.state, fine.opt.state
+    first = state_c[coarse.params[0]]
+    for key, value in first.items():
+        if not (torch.is_tensor(value) and value.shape == coarse.params[0].shape):
+            for p_f in fine.params:
+                state_f[p_f][key] = value.clone() if torch.is_tensor(value) else value
+            continue
+        moments = [state_c[p][key] for p in coarse.params]
+        squared = key in SQUARED_MOMENTS
+        carried = transfer.prolong_grad(torch._foreach_sqrt(moments) if squared else moments)
+        for p_f, m in zip(fine.params, carried):
+            state_f[p_f][key] = m * m if squared else m

@@ -44,7 +44,7 @@ from torch.optim import Optimizer
 from .config import OptimizerConfig
 from .transfer import Transfer
 
-__all__ = ["OptimizerSpec", "make_optimizer", "restrict_state", "prolong_momentum"]
+__all__ = ["OptimizerSpec", "make_optimizer", "set_rate", "restrict_state", "prolong_momentum"]
 
 # a factory ``f(params, lr) -> torch.optim.Optimizer`` (or an OptimizerConfig, see make_optimizer)
 OptimizerSpec = Callable[[list, float], Optimizer]
@@ -53,25 +53,45 @@ FIRST_MOMENT = "exp_avg"
 ADAM = (torch.optim.Adam, torch.optim.AdamW)
 
 
-def make_optimizer(spec: OptimizerConfig | OptimizerSpec, params: list[torch.Tensor], lr: float) -> Optimizer:
+def make_optimizer(spec: OptimizerConfig | OptimizerSpec, params: list[torch.Tensor], lr: float,
+                   multipliers: Sequence[float] | None = None) -> Optimizer:
     """The smoother of one level at rate ``lr``, with its state created up front.
 
     An :class:`OptimizerConfig` of kind ``"sgd"`` gives SGD with momentum
     (dampening 0), ``"adam"``/``"adamw"`` Adam/AdamW with beta_1 = ``momentum``; a callable is
-    called as ``spec(params, lr)``. Pre-created state equals what the
+    called as ``spec(params, lr)``. ``multipliers``: a rate factor per parameter
+    (muP, :func:`surrogate.multilevel.width.lr_multipliers`); parameters with
+    equal factors share a param group, whose ``"mult"`` records it (a group's
+    rate is always ``lr * mult``). Pre-created state equals what the
     optimizer creates at its first step (a zero SGD buffer gives buf = grad,
     as torch's first step does), so momentum can be restricted before the
     finest level has taken a step.
     """
     if callable(spec):
         opt = spec(params, lr)
-    elif spec.kind == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
     else:
-        adam = torch.optim.AdamW if spec.kind == "adamw" else torch.optim.Adam
-        opt = adam(params, lr=lr, betas=(spec.momentum, 0.999), weight_decay=spec.weight_decay)
+        groups = _rate_groups(params, multipliers or [1.0] * len(params), lr)
+        if spec.kind == "sgd":
+            opt = torch.optim.SGD(groups, lr=lr, momentum=spec.momentum, weight_decay=spec.weight_decay)
+        else:
+            adam = torch.optim.AdamW if spec.kind == "adamw" else torch.optim.Adam
+            opt = adam(groups, lr=lr, betas=(spec.momentum, 0.999), weight_decay=spec.weight_decay)
     _init_state(opt)
     return opt
+
+
+def _rate_groups(params: list[torch.Tensor], multipliers: Sequence[float], lr: float) -> list[dict]:
+    """One param group per distinct rate factor, in the order of first appearance."""
+    groups: dict[float, list[torch.Tensor]] = {}
+    for p, mult in zip(params, multipliers, strict=True):
+        groups.setdefault(float(mult), []).append(p)
+    return [{"params": ps, "mult": mult, "lr": lr * mult} for mult, ps in groups.items()]
+
+
+def set_rate(opt: Optimizer, lr: float) -> None:
+    """Every param group of ``opt`` at ``lr`` times its ``"mult"`` (1 without)."""
+    for group in opt.param_groups:
+        group["lr"] = lr * group.get("mult", 1.0)
 
 
 def _init_state(opt: Optimizer) -> None:

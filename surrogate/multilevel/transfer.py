@@ -19,6 +19,7 @@ On the parameter list ``x = [W_0, b_0, W_1, b_1, ...]`` (``parameters()`` order)
 * Pi x = [pi_{k+1} W_k P_k, pi_{k+1} b_k]            eq. (25)
 * P x_c = [P_{k+1} W_k^c pi_k, P_{k+1} b_k^c]         eq. (27)
 * R x = [P_{k+1}^T W_k pi_k^T, P_{k+1}^T b_k]         eq. (28), R = P^T
+* Pi^T x_c = [pi_{k+1}^T W_k^c P_k^T, pi_{k+1}^T b_k^c]   a gradient carried from coarse to fine
 
 Every product is an ``index_add_`` (sum over aggregates) or ``index_select``
 (copy from the aggregate) along one dimension of the weight, plus a
@@ -165,3 +166,13 @@ class Transfer:
     def restrict_grad(self, grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """R g = P^T g, eq. (28): P_{k+1}^T G_k pi_k^T, P_{k+1}^T g_{b,k}."""
         return self._map(grads, Coarsening.P_t, Coarsening.pi, coarse_in=False)
+
+    def prolong_grad(self, grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Pi^T g_c: pi_{k+1}^T G_k^c P_k^T, pi_{k+1}^T g_{b,k}^c.
+
+        The gradient of the fine network at x = P x_c where every aggregate's
+        units are duplicates (eq. (32)): then g = Pi^T g_c, and R Pi^T = (Pi P)^T = I
+        (eq. (17)), so restricting it gives g_c back. What carries gradient
+        averages (momentum, Adam's moments) across a growth step.
+        """
+        return self._map(grads, Coarsening.pi_t, Coarsening.P, coarse_in=True)
