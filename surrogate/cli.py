@@ -98,6 +98,23 @@ def build_parser() -> argparse.ArgumentParser:
                     help="device for the forward passes (default: train.device of the params)")
     _add_common(ev)
 
+    tu = sub.add_parser(
+        "tune", help="search hyperparameters on a narrow proxy of the network, train it at full width",
+        description="Optuna search over tune.space (train keys, log-uniform ranges) on level tune.level of the "
+                    "network's width hierarchy (muTransfer: needs train.parametrization mup when the level is > 0), "
+                    "tune.seeds training seeds per trial, until tune.trials trials or tune.budget full-width runs of "
+                    "cost; then the full network trained with the best values. Writes OUT/tune.journal (the search; "
+                    "a killed search resumes), OUT/tune.json (trials, best values, seconds and cost of the search) "
+                    "and OUT/model (the final model directory).")
+    tu.add_argument("--problem", required=True, choices=list(PROBLEMS), help="which PDE family")
+    tu.add_argument("--store", required=True, metavar="STORE", help="Zarr store written by `pde-data generate`")
+    tu.add_argument("--model", choices=list(MODELS), default="mlp", help="network (default: mlp)")
+    tu.add_argument("--trainer", choices=list(TRAINERS), default=None, help="default: train.trainer")
+    tu.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    tu.add_argument("--no-final", action="store_true", help="search only; do not train the full network")
+    tu.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    _add_common(tu)
+
     mc = sub.add_parser(
         "mc", help="Monte Carlo estimate of the Darcy outflow QoI with a trained surrogate",
         description="Draw N fresh log-permeability fields from the training store's random field (or the mc.field "
@@ -150,6 +167,15 @@ def _train(args) -> int:
     resume = {None: False, "strict": True, "auto": "auto"}[args.resume]
     train(cfg, args.store, args.out, resume=resume, progress=not args.no_progress, live_dir=args.live_dir,
           metrics=args.metrics)
+    return 0
+
+
+def _tune(args) -> int:
+    from surrogate.tune import tune
+
+    params = _params(args)
+    cfg = params.run(args.problem, args.model, args.trainer)
+    tune(cfg, params.tune, args.store, args.out, final=not args.no_final, progress=not args.no_progress)
     return 0
 
 
@@ -224,7 +250,7 @@ def _main(argv: list[str] | None) -> int:
     from surrogate.io import ModelFileError
     from surrogate.train import ResumeError, TrainingDiverged
 
-    handlers = {"train": _train, "evaluate": _evaluate, "mc": _mc, "uq": _uq}
+    handlers = {"train": _train, "tune": _tune, "evaluate": _evaluate, "mc": _mc, "uq": _uq}
     try:
         return handlers[args.command](args)
     except TrainingDiverged as exc:

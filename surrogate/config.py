@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from pde_data.config import (Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Section, Seed, option,
-                             read_params, subsection)
+from pde_data.config import (Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Range, Section, Seed,
+                             option, read_params, subsection)
 from pde_data.fields import FIELD_PARAMS, check_field_params
 from pde_data.problems import PROBLEMS, get_problem
 from surrogate.multilevel.config import FASConfig, GrowthConfig, OptimizerConfig
@@ -36,7 +36,7 @@ __all__ = ["ConfigError", "DataConfig", "MLPConfig", "CNNConfig", "TrainConfig",
            "Params", "load", "resolve", "resolve_mc", "diff", "TRAINERS", "MODELS", "SECTIONS"]
 
 #: The sections of params.yaml that ``surrogate`` reads.
-SECTIONS = ("data", "models", "train", "mc")
+SECTIONS = ("data", "models", "train", "mc", "tune")
 TRAINERS = ("sgd", "adam", "adamw", "fas")
 SCHEDULES = ("constant", "cosine", "warmup_cosine")
 DEVICES = ("auto", "cpu", "cuda")
@@ -213,6 +213,59 @@ class MCConfig(Section):
 
 
 # --------------------------------------------------------------------------
+# tuning
+# --------------------------------------------------------------------------
+def _train_spec(key: str):
+    """The spec of the dotted ``train`` key ``key`` (``lr``, ``fas.gamma``), or None if there is none."""
+    section: Any = TrainConfig
+    *path, name = key.split(".")
+    for part in path:
+        field = section.__dataclass_fields__.get(part)
+        section = field.metadata.get("section") if field is not None else None
+        if section is None:
+            return None
+    field = section.__dataclass_fields__.get(name)
+    return None if field is None else field.metadata.get("spec")
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """``tune.space``: train keys (``lr``, ``fas.gamma``, ...) -> ``[low, high]``, searched log-uniformly."""
+
+    default: dict
+
+    def check(self, key: str, value: Any) -> dict[str, list[float]]:
+        if not isinstance(value, Mapping) or not value:
+            raise ConfigError(f"{key}: {value!r} is not allowed; need a mapping of train keys to [low, high], "
+                              "e.g. {lr: [1.0e-4, 3.0e-2]}")
+        out = {}
+        for name, bounds in value.items():
+            spec = _train_spec(str(name))
+            if not isinstance(spec, Float):
+                raise ConfigError(f"{key}.{name}: not a numeric train key; need one such as lr, momentum, "
+                                  "weight_decay, fas.gamma, fas.eta")
+            low, high = Range((1.0, 2.0), lower=0.0).check(f"{key}.{name}", bounds)
+            if low <= 0:
+                raise ConfigError(f"{key}.{name}: range [{low}, {high}] is searched log-uniformly; need low > 0")
+            out[str(name)] = [spec.check(f"{key}.{name}", low), spec.check(f"{key}.{name}", high)]
+        return out
+
+
+@dataclass(frozen=True)
+class TuneConfig(Section):
+    """``surrogate tune``: an Optuna search on a narrow proxy of the network (surrogate.tune)."""
+
+    PREFIX = "tune"
+    level: int = option(Int(1, low=0))          # proxy: this level of the network's HEM hierarchy (0: itself)
+    trials: int = option(Int(16, low=1))        # complete trials to run at most
+    budget: float = option(Float(0.0, low=0.0))  # ... or until the search costs this many full-width runs (0: no cap)
+    seeds: int = option(Int(2, low=1))          # training seeds per trial (the value is their mean)
+    startup: int = option(Int(4, low=0))        # random trials before TPE
+    seed: int = option(Seed(0))                 # the sampler's seed
+    space: dict = option(SearchSpace({"lr": [1.0e-4, 3.0e-2]}))
+
+
+# --------------------------------------------------------------------------
 # the whole file
 # --------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -248,6 +301,7 @@ class Params:
     train: TrainConfig
     mc: MCConfig
     train_raw: dict = dataclasses.field(repr=False)
+    tune: TuneConfig = dataclasses.field(default_factory=TuneConfig)
     train_typed: dict = dataclasses.field(default_factory=dict, repr=False)
 
     def run(self, problem: str, model: str | None = None, trainer: str | None = None) -> RunConfig:
@@ -347,7 +401,7 @@ def load(params: str | Path | Mapping | None = None, overrides: list[str] | tupl
     typed = read_params(None, overrides).get("train") or {}
     return Params(data=DataConfig.from_mapping(tree.get("data")), models=_models(tree.get("models")),
                   train=TrainConfig.from_mapping(train_base), mc=MCConfig.from_mapping(tree.get("mc")),
-                  train_raw=dict(train_raw),
+                  train_raw=dict(train_raw), tune=TuneConfig.from_mapping(tree.get("tune")),
                   train_typed={k: v for k, v in typed.items() if k not in OVERRIDE_GROUPS})
 
 

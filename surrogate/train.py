@@ -64,9 +64,11 @@ class ResumeError(ValueError):
     """A checkpoint that does not belong to this run."""
 
 
-def build_trainer(cfg: RunConfig, net: torch.nn.Module, dataset: Dataset, device: torch.device):
+def build_trainer(cfg: RunConfig, net: torch.nn.Module, dataset: Dataset, device: torch.device,
+                  base_shapes: list[torch.Size] | None = None):
     """The trainer for ``cfg``: a :class:`FASTrainer` (sgd/adam/adamw: one level), after a nested
-    iteration in width when ``train.growth.levels`` > 1."""
+    iteration in width when ``train.growth.levels`` > 1. ``base_shapes``: the shapes muP's rates are
+    relative to (default: ``net``'s own; a narrow proxy of a wider network gets the wide one's)."""
     from surrogate import multilevel as ml
 
     t = cfg.train
@@ -75,14 +77,16 @@ def build_trainer(cfg: RunConfig, net: torch.nn.Module, dataset: Dataset, device
     batches = ml.MinibatchStream(len(train), min(t.batch_size, len(train)), seed=t.seed, device=device,
                                  block=block, window=window)
 
+    base = base_shapes or [p.shape for p in net.parameters()]
+
     def final(fine: torch.nn.Module) -> ml.FASTrainer:
         return ml.FASTrainer(ml.build_hierarchy(fine, config=t.fas, seed=t.seed), train.X, train.Y, batches, t.fas,
-                             t.optimizer)
+                             t.optimizer, base_shapes=base)
 
     if t.growth.levels == 1:
         return final(net)
     return ml.NestedIteration(net, train.X, train.Y, batches, t.growth, t.optimizer, final, t.budget_wu,
-                              t.work_measure, hem=t.fas, seed=t.seed)
+                              t.work_measure, hem=t.fas, seed=t.seed, base_shapes=base)
 
 
 #: ``resume`` modes of :func:`train`: off, continue a matching checkpoint (else refuse), or continue a

@@ -62,14 +62,16 @@ class NestedIteration:
     :class:`~surrogate.multilevel.protocol.Trainer`.
 
     ``budget`` and ``measure``: the run's work-unit budget and accounting;
-    ``hem``: the HEM settings (theta, interpolation, order) of the growth hierarchy.
+    ``hem``: the HEM settings (theta, interpolation, order) of the growth hierarchy;
+    ``base_shapes``: the shapes muP's rates are relative to (default: ``model``'s).
     """
 
     def __init__(self, model: WidthNet, X: torch.Tensor, Y: torch.Tensor, stream: MinibatchStream,
                  growth: GrowthConfig, optimizer: OptimizerConfig, make_final: Callable[[WidthNet], FASTrainer],
                  budget: float, measure: str, hem: FASConfig | None = None, seed: int = 0,
-                 loss: Callable | None = None):
+                 loss: Callable | None = None, base_shapes: list[torch.Size] | None = None):
         self.model, self.X, self.Y, self.stream = model, X, Y, stream
+        self.base_shapes = base_shapes or [p.shape for p in model.parameters()]
         self.growth, self.optimizer, self.make_final, self.loss = growth, optimizer, make_final, loss
         hem = hem or FASConfig()
         self.ladder: Hierarchy = build_hierarchy(model, growth.levels, config=hem, seed=seed)
@@ -102,7 +104,7 @@ class NestedIteration:
         if level == 0:
             return self.make_final(net)
         return FASTrainer(build_hierarchy(net, 1), self.X, self.Y, self.stream, FASConfig(levels=1),
-                          self.optimizer, self.loss, base_shapes=[p.shape for p in self.model.parameters()])
+                          self.optimizer, self.loss, base_shapes=self.base_shapes)
 
     def grow(self) -> None:
         """x_l <- P x_{l+1} + eps (I - P Pi) x_l from level l+1 to l, optimizer state as configured."""
