@@ -5,11 +5,11 @@ runs every method at the paper's settings, nothing tuned. The second study
 (:mod:`study.v2`, ``python -m study.v2``; report ``docs/RESULTS.md``) tunes
 every method with the same search budget. The first study's commands:
 
-    python -m study.runner                    # full study -> study/, docs/RESULTS_v1.md (+ PNGs)
+    python -m study.runner                    # full study -> results/study/v1/, docs/RESULTS_v1.md (+ PNGs)
     python -m study.runner --estimate         # calibrate and print the expected wall time only
     python -m study.runner --quick            # tiny preset (a couple of minutes) -> $TMPDIR/fas-study-quick
     python -m study.runner --setups poisson_fc --device cuda   # a subset, e.g. on a GPU machine
-    python -m study.report --results study/results.json --docs docs   # the report alone
+    python -m study.report --results results/study/v1/results.json --docs docs   # the report alone
 
 What runs (preset ``full``; ``--quick`` has the same structure at tiny sizes;
 every size is in :data:`study.presets.PRESETS`, and the report describes them):
@@ -38,7 +38,7 @@ Modules: running -- :mod:`~study.presets` (sizes and methods),
 :mod:`~study.plots` and :mod:`~study.report` (``RESULTS_v1.md``, the command); :mod:`~study.pool`
 (runs in parallel processes).
 
-Layout of ``--out`` (default ``study/``, beside this package; quick: ``$TMPDIR/fas-study-quick``)::
+Layout of ``--out`` (default ``results/study/v1``; quick: ``$TMPDIR/fas-study-quick``)::
 
     data/{poisson,darcy}.zarr              stores, made with `pde-data generate` when missing
     runs/<setup>/<method>/seed<k>/         `surrogate.train` output dir; record.json when done

@@ -1,6 +1,6 @@
 """Write the first study's ``RESULTS_v1.md`` and its PNG plots from its results JSON (:mod:`study.runner`).
 
-    python -m study.report --results study/results.json --docs docs
+    python -m study.report --results results/study/v1/results.json --docs docs
 
 Everything in the report is computed from the per-run records in the
 results file; no number is typed by hand (the only constants are the
@@ -339,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m study.report",
                                 description=f"Write {V1_REPORT} (the first study) and its PNG plots from the "
                                             "study's results JSON.")
-    p.add_argument("--results", default="study/results.json", help="results file of python -m study.runner")
+    p.add_argument("--results", default="results/study/v1/results.json", help="results file of python -m study.runner")
     p.add_argument("--docs", default="docs", help=f"directory for {V1_REPORT} and the PNGs")
     args = p.parse_args(argv)
     results = json.loads(Path(args.results).read_text())

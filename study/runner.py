@@ -71,10 +71,11 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m study.runner", description=__doc__.split("\n\n")[0],
                                 epilog="See the docstring of the study package for what runs and where it goes.")
     p.add_argument("--quick", action="store_true", help="tiny preset (a couple of minutes), a smoke test")
-    p.add_argument("--out", default=None, help="study directory (default: study/ ; quick: $TMPDIR/fas-study-quick)")
+    p.add_argument("--out", default=None, help="study directory (default: results/study/v1 ; quick: $TMPDIR/fas-study-quick)")
     p.add_argument("--docs", default=None,
                    help="where RESULTS_v1.md and the PNGs go (default: docs/ ; quick: OUT/docs)")
-    p.add_argument("--data", default=None, help="directory of the stores (default: OUT/data)")
+    p.add_argument("--data", default=None, help="directory of the stores (default: results/study/data, shared with study v2; with "
+                   "--quick or --out: OUT/data)")
     p.add_argument("--params", default=str(ROOT / "params.yaml"),
                    help="params.yaml for the generators and the data/models/train defaults (every training knob "
                         "that the comparison depends on is set explicitly by the study)")
@@ -123,9 +124,10 @@ def main(argv: list[str] | None = None) -> int:
 
     preset = "quick" if args.quick else "full"
     out = Path(args.out) if args.out else (Path(tempfile.gettempdir()) / "fas-study-quick" if args.quick
-                                           else ROOT / "study")
+                                           else ROOT / "results" / "study" / "v1")
     docs = Path(args.docs) if args.docs else (out / "docs" if args.quick else ROOT / "docs")
-    data = Path(args.data) if args.data else out / "data"
+    data = Path(args.data) if args.data else (out / "data" if args.quick or args.out else
+                                              ROOT / "results" / "study" / "data")
     params = args.params if args.params and Path(args.params).exists() else None
     jobs = max(1, int(args.jobs))
     threads = args.threads or max(1, (os.cpu_count() or 2) // jobs)

@@ -1,16 +1,16 @@
 """The second study: every method tuned with the same search budget, then compared at equal FLOPs.
 
-    python -m study.v2                       # search, final runs, regime map -> study/v2/, docs/RESULTS.md
+    python -m study.v2                       # search, final runs, regime map -> results/study/v2/, docs/RESULTS.md
     python -m study.v2 --estimate            # calibrate and print the expected wall time only
     python -m study.v2 --quick               # tiny preset (a few minutes) -> $TMPDIR/fas-study-v2-quick
     python -m study.v2 --setups darcy_fc --jobs 2     # a subset; resumable, skips finished trials and runs
     python -m study.v2 --report-only         # results.json and the report from what has finished
-    python -m study.v2.report --results study/v2/results.json --docs docs   # the report alone
+    python -m study.v2.report --results results/study/v2/results.json --docs docs   # the report alone
 
 What runs (preset ``full``; every size is in :data:`study.v2.presets.PRESETS`):
 
 * the first study's four set-ups (Poisson FC, Poisson CNN, Darcy FC, Darcy CNN)
-  at reduced sizes, on the first study's stores (``study/data``);
+  at reduced sizes, on the first study's stores (``results/study/data``);
 * methods (:mod:`study.v2.methods`): SGD with momentum at the paper's settings
   and tuned, AdamW with cosine decay tuned (the baseline), FAS with the SGD
   smoother at the paper's settings and tuned, FAS with the AdamW smoother

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from study.runner import ROOT, _lock, _rel, ensure_store
 
-DEFAULT_OUT = ROOT / "study" / "v2"
+DEFAULT_OUT = ROOT / "results" / "study" / "v2"
 PROG = "python -m study.v2"
 
 
@@ -30,9 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny preset (2 trials per method, 2 seeds; a few "
                    "minutes), a smoke test of the tooling")
     p.add_argument("--out", default=None,
-                   help="study directory (default: study/v2 ; quick: $TMPDIR/fas-study-v2-quick)")
+                   help="study directory (default: results/study/v2 ; quick: $TMPDIR/fas-study-v2-quick)")
     p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default: docs/ ; quick: OUT/docs)")
-    p.add_argument("--data", default=None, help="directory of the stores (default: study/data, the first "
+    p.add_argument("--data", default=None, help="directory of the stores (default: results/study/data, the first "
                    "study's ; quick: OUT/data)")
     p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params.yaml for the generators and "
                    "defaults (every knob that the comparison depends on is set explicitly)")
@@ -60,7 +60,7 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     out = Path(args.out) if args.out else (Path(tempfile.gettempdir()) / "fas-study-v2-quick" if args.quick
                                            else DEFAULT_OUT)
     docs = Path(args.docs) if args.docs else (out / "docs" if args.quick else ROOT / "docs")
-    data = Path(args.data) if args.data else (out / "data" if args.quick else ROOT / "study" / "data")
+    data = Path(args.data) if args.data else (out / "data" if args.quick else ROOT / "results" / "study" / "data")
     return out, docs, data
 
 

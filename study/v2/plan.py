@@ -1,6 +1,6 @@
 """The second study's runs: tuning trials, final runs (5 seeds, test split) and the regime map.
 
-Layout under ``OUT`` (default ``study/v2``)::
+Layout under ``OUT`` (default ``results/study/v2``)::
 
     tuning/<setup>/<method>.journal     Optuna journal of the search (text, committed)
     trials/<setup>/<method>/trial<k>/   a trial's training dir while it runs (deleted after)

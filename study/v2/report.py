@@ -1,6 +1,6 @@
-"""Write the second study's ``RESULTS.md`` and its PNG plots from ``study/v2/results.json``.
+"""Write the second study's ``RESULTS.md`` and its PNG plots from ``results/study/v2/results.json``.
 
-    python -m study.v2.report --results study/v2/results.json --docs docs
+    python -m study.v2.report --results results/study/v2/results.json --docs docs
 
 Every number comes from the results file (the preset as run, the
 calibration, the searches and the per-run records); the sections are
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m study.v2.report",
                                 description="Write RESULTS.md (the second study) and its PNG plots from its results "
                                             "JSON.")
-    p.add_argument("--results", default="study/v2/results.json", help="results file of python -m study.v2")
+    p.add_argument("--results", default="results/study/v2/results.json", help="results file of python -m study.v2")
     p.add_argument("--docs", default="docs", help="directory for RESULTS.md and the PNGs")
     args = p.parse_args(argv)
     info = build_report(json.loads(Path(args.results).read_text()), args.docs,
