@@ -10,9 +10,17 @@ This runs on import, before numpy or PETSc load their BLAS.
 """
 
 import os
-from importlib import metadata
 
-__version__ = metadata.version("pde-surrogate")
+
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed distribution when first asked for (importing the package
+    stays cheap: the command lines answer Ctrl-C from their first line on)."""
+    if name == "__version__":
+        from importlib import metadata
+
+        return metadata.version("pde-surrogate")
+    raise AttributeError(f"module 'pde_data' has no attribute {name!r}")
+
 
 #: Ranks on this node, as MPICH (hydra) and Open MPI announce them to each process.
 LOCAL_RANKS_VARS = ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")
