@@ -4,7 +4,8 @@
 its section class, nowhere else):
 
 - ``data``   -> :class:`DataConfig` (split, memory budget, normalisation, target per problem)
-- ``models`` -> :class:`MLPConfig` / :class:`CNNConfig` per problem (``models.PROBLEM.KIND``)
+- ``models`` -> :class:`MLPConfig` / :class:`CNNConfig` / :class:`UNetConfig` / :class:`FNOConfig` per problem
+  (``models.PROBLEM.KIND``)
 - ``train``  -> :class:`TrainConfig` (with ``train.fas`` ->
   :class:`surrogate.multilevel.FASConfig`); ``train.by_problem.PROBLEM``
   and then ``train.by_trainer.TRAINER`` override any train key for one
@@ -32,7 +33,7 @@ from pde_data.fields import FIELD_PARAMS, check_field_params
 from pde_data.problems import PROBLEMS, get_problem
 from surrogate.multilevel.config import FASConfig, GrowthConfig, OptimizerConfig
 
-__all__ = ["ConfigError", "DataConfig", "MLPConfig", "CNNConfig", "TrainConfig", "MCConfig", "RunConfig",
+__all__ = ["ConfigError", "DataConfig", "MLPConfig", "CNNConfig", "UNetConfig", "FNOConfig", "TrainConfig", "MCConfig", "RunConfig",
            "Params", "load", "resolve", "resolve_mc", "diff", "TRAINERS", "MODELS", "SECTIONS"]
 
 #: The sections of params.yaml that ``surrogate`` reads.
@@ -121,7 +122,28 @@ class CNNConfig(Section):
     fc: list = option(IntList((64, 64), allow_empty=True))
 
 
-MODELS: dict[str, type[Section]] = {"mlp": MLPConfig, "cnn": CNNConfig}
+@dataclass(frozen=True)
+class UNetConfig(Section):
+    """Fully convolutional encoder-decoder (surrogate.unet): channels per level, scalar pooling-head widths."""
+
+    PREFIX = "models.PROBLEM.unet"
+    KIND = "unet"
+    channels: list = option(IntList((16, 32, 64)))      # len - 1 poolings: at most log2(n) (n divisible by 2^depth)
+    head: list = option(IntList((64,), allow_empty=True))
+
+
+@dataclass(frozen=True)
+class FNOConfig(Section):
+    """Fourier neural operator (surrogate.fno): modes per direction (<= n/2), channels, Fourier layers."""
+
+    PREFIX = "models.PROBLEM.fno"
+    KIND = "fno"
+    modes: int = option(Int(12, low=1))
+    width: int = option(Int(32, low=1))
+    layers: int = option(Int(4, low=1))
+
+
+MODELS: dict[str, type[Section]] = {"mlp": MLPConfig, "cnn": CNNConfig, "unet": UNetConfig, "fno": FNOConfig}
 
 
 # --------------------------------------------------------------------------
@@ -274,7 +296,7 @@ class RunConfig:
 
     problem: str
     data: DataConfig
-    model: MLPConfig | CNNConfig
+    model: MLPConfig | CNNConfig | UNetConfig | FNOConfig
     train: TrainConfig
     #: Lines on the params-file keys that ``train.by_problem``/``train.by_trainer`` changed for this run.
     notes: tuple[str, ...] = dataclasses.field(default=(), compare=False)

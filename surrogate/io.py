@@ -176,7 +176,18 @@ def build_net(arch: Mapping) -> torch.nn.Module:
     if kind == "cnn":
         return models.CNN(int(arch["in_channels"]), [tuple(int(v) for v in c) for c in arch["conv"]],
                           [int(w) for w in arch["fc"]], int(arch["out"]), tuple(int(v) for v in arch["in_size"]))
-    raise ModelFileError(f"unknown network kind {kind!r} in model metadata (allowed: 'mlp', 'cnn')")
+    if kind == "unet":
+        from surrogate.unet import UNet
+
+        return UNet(int(arch["in_channels"]), [int(c) for c in arch["channels"]], int(arch["n"]),
+                    [tuple(int(v) for v in s) for s in arch["out_shapes"]], [int(w) for w in arch["head"]],
+                    widths=[int(w) for w in arch["widths"]])
+    if kind == "fno":
+        from surrogate.fno import FNO
+
+        return FNO(int(arch["in_channels"]), int(arch["n"]), [tuple(int(v) for v in s) for s in arch["out_shapes"]],
+                   int(arch["modes"]), int(arch["width"]), int(arch["layers"]))
+    raise ModelFileError(f"unknown network kind {kind!r} in model metadata (allowed: 'mlp', 'cnn', 'unet', 'fno')")
 
 
 def make_net(model_cfg: Mapping, layout: Layout) -> torch.nn.Module:
@@ -185,7 +196,7 @@ def make_net(model_cfg: Mapping, layout: Layout) -> torch.nn.Module:
     from surrogate import models
 
     key = f"models.{layout.problem}.{model_cfg.get('kind')}"
-    args = (model_cfg, layout.in_shape, layout.out_dim)
+    args = (model_cfg, layout.in_shape, layout.out_dim, layout.target_shapes)
     try:
         with torch.device("meta"):
             _check_fits(key, sum(p.numel() for p in models.build_model(*args).parameters()))
@@ -213,14 +224,22 @@ def _check_fits(key: str, count: int) -> None:
 
 
 def arch_of(net: torch.nn.Module) -> dict:
-    """JSON-able constructor arguments of an MLP/CNN (fine or coarsened)."""
+    """JSON-able constructor arguments of an MLP/CNN/U-Net/FNO (fine or coarsened)."""
     from surrogate import models
+    from surrogate.fno import FNO
+    from surrogate.unet import UNet
 
     if isinstance(net, models.MLP):
         return {"kind": "mlp", "widths": [int(w) for w in net.widths]}
     if isinstance(net, models.CNN):
         return {"kind": "cnn", "in_channels": net.in_channels, "conv": [list(c) for c in net.conv],
                 "fc": list(net.fc), "out": net.out, "in_size": list(net.in_size)}
+    if isinstance(net, UNet):
+        return {"kind": "unet", "in_channels": net.in_channels, "channels": list(net.channels), "n": net.n,
+                "out_shapes": [list(s) for s in net.out_shapes], "head": list(net.head), "widths": list(net.widths)}
+    if isinstance(net, FNO):
+        return {"kind": "fno", "in_channels": net.in_channels, "n": net.n, "out_shapes": [list(s) for s in
+                net.out_shapes], "modes": net.modes, "width": net.width, "layers": net.n_layers}
     raise TypeError(f"cannot describe network of type {type(net).__name__}")
 
 
@@ -364,8 +383,8 @@ def _net_for(state: Mapping[str, Any], arch: Any, path: Path) -> torch.nn.Module
                          f"({tensor.untyped_storage().nbytes()} bytes in the file for "
                          f"{tensor.numel() * tensor.element_size()}): a crafted file")
     n_layers = len(arch.get("widths", ())) - 1 if arch.get("kind") == "mlp" else \
-        len(arch.get("conv", ())) + len(arch.get("fc", ())) + 1
-    if 2 * n_layers != len(state):
+        len(arch.get("conv", ())) + len(arch.get("fc", ())) + 1 if arch.get("kind") == "cnn" else None
+    if n_layers is not None and 2 * n_layers != len(state):   # U-Net, FNO: the shape check below
         raise refuse(f"{n_layers} layers described, {len(state)} tensors stored")
     try:
         with torch.device("meta"):
