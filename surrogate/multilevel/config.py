@@ -86,5 +86,5 @@ class GrowthConfig(Section):
     PREFIX = "train.growth"
     levels: int = option(Int(1, low=1))
     share: float = option(Float(0.2, low=0.0, high=1.0, low_open=True, high_open=True))
-    state: str = option(Choice("reset", ("reset", "prolong")))
-    perturbation: float = option(Float(1.0, low=0.0, high=1.0))
+    state: str = option(Choice("prolong", ("reset", "prolong")))       # benchmarks/bench_growth.py (params.yaml)
+    perturbation: float = option(Float(0.1, low=0.0, high=1.0))        # eps; 1: the coarse-grid correction (4)
