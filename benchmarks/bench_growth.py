@@ -43,20 +43,24 @@ from surrogate.schedule import lr_factor  # noqa: E402
 from surrogate.train import build_trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-#: name -> train overrides (on top of AdamW, cosine decay, the budget and the seed)
+#: name -> (growth levels, perturbation eps, optimizer state across the step, parametrization); every key pinned,
+#: whatever params.yaml's defaults are
 VARIANTS = {
-    "adamw": [],
-    "ni eps 1, reset": ["train.growth.levels=2"],
-    "ni eps 1, carried": ["train.growth.levels=2", "train.growth.state=prolong"],
-    "ni eps 0.1, reset": ["train.growth.levels=2", "train.growth.perturbation=0.1"],
-    "ni eps 0.1, carried": ["train.growth.levels=2", "train.growth.perturbation=0.1", "train.growth.state=prolong"],
-    "ni eps 0.1, carried, muP": ["train.growth.levels=2", "train.growth.perturbation=0.1",
-                                 "train.growth.state=prolong", "train.parametrization=mup"],
-    "ni eps 0.02, carried, muP": ["train.growth.levels=2", "train.growth.perturbation=0.02",
-                                  "train.growth.state=prolong", "train.parametrization=mup"],
-    "ni eps 0, carried, muP": ["train.growth.levels=2", "train.growth.perturbation=0",
-                               "train.growth.state=prolong", "train.parametrization=mup"],
+    "adamw": (1, 0.1, "prolong", "standard"),
+    "ni eps 1, reset": (2, 1.0, "reset", "standard"),
+    "ni eps 1, carried": (2, 1.0, "prolong", "standard"),
+    "ni eps 0.1, reset": (2, 0.1, "reset", "standard"),
+    "ni eps 0.1, carried": (2, 0.1, "prolong", "standard"),
+    "ni eps 0.1, carried, muP": (2, 0.1, "prolong", "mup"),
+    "ni eps 0.02, carried, muP": (2, 0.02, "prolong", "mup"),
+    "ni eps 0, carried, muP": (2, 0.0, "prolong", "mup"),
 }
+
+
+def overrides(variant: tuple) -> list[str]:
+    levels, eps, state, parametrization = variant
+    return [f"train.growth.levels={levels}", f"train.growth.perturbation={eps}", f"train.growth.state={state}",
+            f"train.parametrization={parametrization}"]
 
 
 def run(store: Path, overrides: list[str], args, seed: int) -> dict:
@@ -145,7 +149,8 @@ def main() -> None:
             for name in args.variants:
                 if (name, seed) in records:
                     continue
-                rec = {"variant": name, "seed": seed, "settings": settings, **run(store, VARIANTS[name], args, seed)}
+                rec = {"variant": name, "seed": seed, "settings": settings,
+                       **run(store, overrides(VARIANTS[name]), args, seed)}
                 records[name, seed] = rec
                 args.records.parent.mkdir(parents=True, exist_ok=True)
                 with args.records.open("a") as fh:
