@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -164,6 +165,7 @@ def generate(
 def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: tuple[bool, bool],
            progress: bool) -> str:
     # 3. The family on every rank; rank 0 first, so the others find the JIT cache warm.
+    started = time.perf_counter()
     if comm.rank == 0:
         family = family_cls(**kwargs)
     comm.barrier()
@@ -200,4 +202,15 @@ def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: tu
         comm.Abort(2)
     finally:
         bar.close()
+    _record_time(comm, group, time.perf_counter() - started, sum(stop - start for start, stop in spans))
     return status
+
+
+def _record_time(comm: MPI.Comm, group, seconds: float, samples: int) -> None:
+    """Add this run's seconds (set-up, solves and writes, summed over the ranks) and samples to the store's
+    ``generation`` attribute: what its data cost, for Monte Carlo figures at total cost (surrogate.mc.cost)."""
+    seconds, samples = comm.reduce(seconds, root=0), comm.reduce(samples, root=0)
+    if comm.rank == 0 and samples:
+        old = group.attrs.get("generation") or {}
+        group.attrs["generation"] = {"seconds": float(old.get("seconds", 0.0)) + seconds,
+                                     "samples": int(old.get("samples", 0)) + samples}

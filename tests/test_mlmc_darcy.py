@@ -159,6 +159,7 @@ def test_surrogate_control_variate_agrees_and_counts_the_surrogates_cost(coarse_
     assert abs(a["mean"] - b["mean"]) < 3 * np.hypot(a["se"], b["se"])
     build = cv.surrogate["cost"]
     assert build["training_s"] > 0 and build["data_s"] > 0 and not build["unknown"]
+    assert build["data"]["source"].startswith("recorded by pde-data generate")  # the store's generation time
     costs = cv.costs()
     assert costs["total_s"] == pytest.approx(costs["sampling_s"] + costs["setup_s"] + build["total_s"])
     assert "surrogate" in cv.report() and "training" in cv.report()
@@ -180,3 +181,22 @@ def test_mc_reuses_the_test_split_without_new_solves(coarse_surrogate):
     with pytest.raises(mc.MCError, match="reusing them would bias"), warnings.catch_warnings():
         warnings.simplefilter("ignore", MCWarning)  # the override itself is warned about
         mc.estimate(coarse_surrogate, 100, reuse="test", field_params={"length": 0.3}, device="cpu")
+
+
+@needs_fem
+def test_cli_uq_takes_the_problem_from_a_store(coarse_surrogate, tmp_path, capsys):
+    """What the DVC stage does: the store's record gives the field, boundary and grid (8); --model adds the CV."""
+    store = coarse_surrogate.parent / "darcy.zarr"
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"darcy": {"length": 0.1}}))  # not read: the store's problem is
+    args = ["uq", "--store", str(store), "--params", str(params), "--rtol", "3e-2", "--n-min", "4",
+            "--model", str(coarse_surrogate),
+            "--records", str(tmp_path / "r"), "--out", str(tmp_path / "uq.json"), "--plots", str(tmp_path),
+            "--no-progress", "--device", "cpu"]
+    assert cli_main(args) == 0
+    out = capsys.readouterr()
+    assert "over grids 4..8" in out.out and "surrogate control variate" in out.out and "warning" not in out.err
+    meta = json.loads((tmp_path / "uq.meta.json").read_text())
+    assert meta["surrogate"]["grid"] == 8 and meta["levels"][0]["kind"] == "surrogate"
+    assert cli_main([*args[:2], str(tmp_path / "none.zarr"), *args[3:]]) == 2
+    assert "does not exist" in capsys.readouterr().err

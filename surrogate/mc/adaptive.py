@@ -11,7 +11,7 @@ eps (``rtol`` |estimate| or ``atol``) and theta, the bias share of eps^2:
    and a pilot of 64 at n = 256 would cost more than the whole estimate at
    rtol 1e-3), ``batch_surrogate`` on the cheap surrogate level (its mean
    dominates the first estimate of E[Q], hence of eps = rtol |E[Q]|); QMC:
-   those sizes / R, a power of 2, in each of R randomizations; with a
+   those sizes / R, a power of 2 (at least 1), in each of R randomizations; with a
    surrogate level, freeze the control-variate coefficient beta from the
    level-0 pilot;
 2. MC: estimate V_l and C_l (seconds per sample, measured), set
@@ -163,7 +163,7 @@ class MultilevelRun:
         if level.kind == "difference":
             size = max(PILOT_MIN, size >> max(level.index - 1, 0))
         if self.qmc:
-            return _pow2(max(2, size // len(self.reps)))
+            return _pow2(max(1, size // len(self.reps)))
         return max(size, self.plan.batch_surrogate) if level.kind == "surrogate" else size
 
     def _pilot(self) -> None:

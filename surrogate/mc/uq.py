@@ -44,6 +44,17 @@ def darcy_problem(tree: Mapping) -> dict:
     return family
 
 
+def store_problem(path: str | Path) -> dict:
+    """The Darcy keyword parameters of the store at ``path`` (its record), for a DVC stage downstream of it."""
+    from pde_data.darcy import DarcyProblem
+    from pde_data.store import read_record
+
+    rec = read_record(path)
+    if rec["problem"] != "darcy":
+        raise MCError(f"--store {path}: holds {rec['problem']!r} samples; uq estimates the Darcy outflow Q")
+    return {k: v for k, v in rec["params"].items() if k in DarcyProblem.PARAMS}
+
+
 def _surrogate(model: Any, problem: Mapping, device) -> tuple[tuple | None, dict | None, list[str]]:
     """((predict, n_g) for the hierarchy, the report's surrogate entry, warnings) of ``model`` (None: none)."""
     if model is None:

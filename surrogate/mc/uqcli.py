@@ -44,6 +44,9 @@ def add_parser(sub, add_common) -> argparse.ArgumentParser:
                    help="target the continuum E[Q]: add levels up to --n until the bias estimate fits")
     p.add_argument("--qmc", action="store_true", default=None,
                    help="randomized QMC: scrambled Sobol' normals, uq.qmc_replicates randomizations")
+    p.add_argument("--store", default=None, metavar="STORE",
+                   help="take the Darcy problem (field, boundary, default n) from this store's record instead of the "
+                        "params' darcy section (what a pipeline stage downstream of the store uses)")
     p.add_argument("--model", default=None, metavar="DIR",
                    help="a trained Darcy surrogate of Q as control variate on the coarsest level (default: uq.model)")
     p.add_argument("--max-cost", type=float, default=None, metavar="SECONDS",
@@ -65,14 +68,14 @@ def run(args, default_params) -> int:
     """The ``uq`` verb; ``default_params``: the params path when --params is not given."""
     from pde_data.config import writable_dir
     from surrogate.mc.errors import MCWarning
-    from surrogate.mc.uq import darcy_problem, estimate_to_tolerance
+    from surrogate.mc.uq import darcy_problem, estimate_to_tolerance, store_problem
     from surrogate.mc.uqconfig import resolve_uq
 
     cfg, tree = resolve_uq(args.params if args.params is not None else default_params, args.overrides,
                            rtol=args.rtol, atol=args.atol, n=args.n, n_min=args.n_min, adaptive=args.adaptive,
                            qmc=args.qmc, model=args.model, max_cost_s=args.max_cost, seed=args.seed,
                            device=args.device, records=args.records)
-    problem = darcy_problem(tree)
+    problem = store_problem(args.store) if args.store else darcy_problem(tree)
     writable_dir(Path(args.out).parent, "--out")
     writable_dir(args.plots, "--plots")
     with warnings.catch_warnings(record=True) as caught:
