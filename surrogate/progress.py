@@ -22,6 +22,10 @@ def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+#: History keys that are not curves to draw.
+NOT_CURVES = ("step", "elapsed_s")
+
+
 class Progress:
     """dvclive (``live_dir``, None: off) + tqdm (``show``); :meth:`record` takes a history record.
 
@@ -49,7 +53,7 @@ class Progress:
         if self.live is not None:
             self.live.step = self.last_step = max(self.last_step + 1, int(round(rec["work_units"])))
             for k, v in flatten(rec).items():
-                if k != "step" and isinstance(v, int | float) and math.isfinite(v):
+                if k not in NOT_CURVES and isinstance(v, int | float) and math.isfinite(v):
                     self.live.log_metric(k, float(v))
             self.live.next_step()
         post = {"train": rec.get("train_loss"), "val_mse": rec["val"].get("mse"),

@@ -222,7 +222,10 @@ class _Run:
                                "loop": self.state, "rng": rng, "finished": finished})
 
     def evaluate(self) -> None:
+        """One evaluation, and the seconds of training so far at it (``state["eval_elapsed_s"]``, evaluations
+        included: seconds-to-target figures; wall time, so kept out of the history records)."""
         self.progress.record(self.monitor.evaluate(self.work(), self.state["cycles"]))
+        self.state.setdefault("eval_elapsed_s", []).append(time.perf_counter() - self.start)
         self.state["next_eval"] = _next_multiple(self.work(), self.cfg.train.eval_every_wu)
 
     def loop(self, show: bool, callback: Callable[[dict], None] | None) -> None:
@@ -233,7 +236,7 @@ class _Run:
         for rec in self.monitor.history:
             self.progress.record(rec)
         next_ckpt = _next_multiple(state["work_units"], t.checkpoint_every_wu)
-        start = time.perf_counter() - state["elapsed_s"]
+        self.start = start = time.perf_counter() - state["elapsed_s"]
         try:
             if state["work_units"] >= state["next_eval"]:
                 self.evaluate()
@@ -305,6 +308,7 @@ def _summary(cfg: RunConfig, dataset: Dataset, monitor: Monitor, store_info: dic
                "levels": cfg.train.fas.levels, "device": str(device), "processes": distributed.world_size(),
                "store": store_info, "work_measure": cfg.train.work_measure, "data_streamed": dataset.streamed,
                "work_units": work, "cycles": loop["cycles"], "elapsed_s": loop["elapsed_s"],
+               "eval_elapsed_s": list(loop.get("eval_elapsed_s", [])),   # per history record
                "n_train": len(dataset["train"]), "n_val": len(dataset["val"]), **monitor.summary(),
                "final": {"val": final["val"], "train": final.get("train")}}
     if "aux" in monitor.roles:
