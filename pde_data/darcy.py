@@ -75,6 +75,7 @@ from pde_data.fields import (
     check_field_params,
     describe_method,
 )
+from pde_data.labels import IMAGE, Variable, grid_axis
 from pde_data.lu import check_memory, direct_solver, solver_name
 
 SIDES = ("left", "right", "bottom", "top")
@@ -108,6 +109,19 @@ class DarcyProblem:
         "outflow": Choice("right", SIDES),
         "p_in": Float(1.0),  # pressure on the inflow side
         "p_out": Float(0.0),  # pressure on the outflow side
+    }
+    #: Labels of the stored arrays (:mod:`pde_data.labels`); the problem is posed without units.
+    VARIABLES: ClassVar[dict[str, Variable]] = {
+        "log_k": Variable(IMAGE, "log permeability log k", description="Gaussian random field at the cell centres "
+                          "(kernel, mean, variance, length: params); k = exp(log_k) is constant on each cell"),
+        "p": Variable(IMAGE, "pressure p", description="DQ0 pressure of the mixed RT/DQ0 Darcy solution, one value "
+                      "per cell"),
+        "Q": Variable((), "mean outflow flux Q", description="Q = (1/|G_out|) int_G_out q.n ds, n the outward unit "
+                      "normal (eq. (43)): the quantity of interest"),
+        "Q_in": Variable((), "mean inflow flux Q_in", description="Q_in = -(1/|G_in|) int_G_in q.n ds; equals Q up "
+                         "to solver round-off (div q = 0)"),
+        "x": grid_axis("x", "cell centres"),
+        "y": grid_axis("y", "cell centres"),
     }
 
     def __init__(self, **params: Any):
@@ -246,8 +260,8 @@ class DarcyProblem:
         return self._field
 
     def store_arrays(self) -> dict[str, np.ndarray]:
-        """Cell-centre coordinates ``x`` and ``y``, each (n, n) like the sample fields."""
-        return {"x": self.x.astype(np.float32), "y": self.y.astype(np.float32)}
+        """The 1-D cell-centre coordinates ``x`` (columns) and ``y`` (rows)."""
+        return {"x": self.x[0].astype(np.float32), "y": self.y[:, 0].astype(np.float32)}
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """log_k on the cells, (n, n), rounded to float32 so the stored input is exactly the solved one."""

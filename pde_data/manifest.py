@@ -28,12 +28,14 @@ NAME = "manifest"
 DIGEST_BYTES = 16
 
 
-def create(group: zarr.Group, names: list[str], n_chunks: int, compressors, config) -> None:
-    """Add an empty manifest for ``n_chunks`` chunks of the arrays ``names`` to a new store, with a fresh store id."""
+def create(group: zarr.Group, names: list[str], n_chunks: int, compressors, config,
+           dimension_names: tuple[str, ...] | None = None, attributes: dict | None = None) -> None:
+    """Add an empty manifest for ``n_chunks`` chunks of the arrays ``names`` to a new store, with a fresh store id
+    (``dimension_names`` and ``attributes``: its labels, :mod:`pde_data.labels`)."""
     array = group.create_array(NAME, shape=(n_chunks, len(names), DIGEST_BYTES),
                                chunks=(1, len(names), DIGEST_BYTES), dtype="uint8", fill_value=0,
-                               compressors=compressors, config=config)
-    array.attrs.update({"store_id": uuid.uuid4().hex, "arrays": list(names),
+                               compressors=compressors, config=config, dimension_names=dimension_names)
+    array.attrs.update({**(attributes or {}), "store_id": uuid.uuid4().hex, "arrays": list(names),
                         "digest": "blake2b-128 of store id | array | chunk index | dtype | shape | values"})
 
 

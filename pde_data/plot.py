@@ -32,7 +32,9 @@ def default_output(store: str | Path) -> Path:
 def _extent(group, rec) -> tuple[float, float, float, float]:
     """imshow extent that puts pixel centres on the stored coordinates ``x``, ``y`` (cell centres or grid points)."""
     if {"x", "y"} <= set(rec["store_arrays"]):
-        x, y = np.asarray(group["x"][0, :], dtype=float), np.asarray(group["y"][:, 0], dtype=float)
+        x, y = (np.asarray(group[axis][...], dtype=float) for axis in "xy")
+        if x.ndim == 2:  # formats 1-3 store the grid as (n, n) images
+            x, y = x[0, :], y[:, 0]
         if x.size > 1 and y.size > 1:
             dx, dy = (x[-1] - x[0]) / (x.size - 1), (y[-1] - y[0]) / (y.size - 1)
             return (x[0] - dx / 2, x[-1] + dx / 2, y[0] - dy / 2, y[-1] + dy / 2)

@@ -35,6 +35,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from pde_data.config import Float, Int, Range, Spec
+from pde_data.labels import IMAGE, Variable, grid_axis
 from pde_data.lu import CHOLESKY_FROM_N, check_memory, direct_solver, solver_name
 
 THETA_NAMES = ("kx", "ky", "ax", "ay", "alpha")
@@ -66,6 +67,24 @@ class PoissonProblem:
         "f_y0": Float(0.25),
         # Exact to 2e-9 relative in u for the default ranges (float32 storage).
         "quadrature_degree": Int(4, low=1),
+    }
+    #: Labels of the stored arrays (:mod:`pde_data.labels`); the problem is posed without units.
+    VARIABLES: ClassVar[dict[str, Variable]] = {
+        "theta": Variable(("param",), "coefficient parameters", description="theta = (kx, ky, ax, ay, alpha) of "
+                          "kappa = 1.1 + cos(kx pi (x' + ax)) cos(ky pi (y' + ay)), (x', y') = (x, y) rotated by "
+                          "alpha about (0.5, 0.5); each uniform on its range (params)"),
+        "kappa": Variable(IMAGE, "diffusion coefficient kappa", description="kappa(x, y) of "
+                          "-div(kappa grad u) = f at the grid points"),
+        "f": Variable(IMAGE, "source term f", description="f = A exp(-c ((x - x0)^2 + (y - y0)^2)) at the grid "
+                      "points (A, c, x0, y0: params f_amplitude, f_decay, f_x0, f_y0)"),
+        "u": Variable(IMAGE, "solution u", description="P1 finite-element solution of -div(kappa grad u) = f, "
+                      "u = 0 on the boundary, at the grid points (its nodal values)"),
+        "flux": Variable(("component", *IMAGE), "flux -kappa grad u", description="per cell -kappa grad u "
+                         "(kappa: mean of its vertex values), area-weighted mean over the cells at each grid point"),
+        "x": grid_axis("x", "grid points"),
+        "y": grid_axis("y", "grid points"),
+        "param": Variable(("param",), "name of the coefficient parameter"),
+        "component": Variable(("component",), "component of the flux vector"),
     }
 
     def __init__(self, **params: Any):
@@ -160,8 +179,9 @@ class PoissonProblem:
         return p["f_amplitude"] * exp(-p["f_decay"] * r2)
 
     def store_arrays(self) -> dict[str, np.ndarray]:
-        """Grid coordinates ``x`` and ``y``, each (n, n) like the sample fields."""
-        return {"x": self.x.astype(np.float32), "y": self.y.astype(np.float32)}
+        """The 1-D grid coordinates ``x`` (columns) and ``y`` (rows), and the labels of ``theta`` and ``flux``."""
+        return {"x": self.x[0].astype(np.float32), "y": self.y[:, 0].astype(np.float32),
+                "param": np.array(THETA_NAMES), "component": np.array(["x", "y"])}
 
     def draw(self, rng: np.random.Generator) -> np.ndarray:
         """theta = (kx, ky, ax, ay, alpha), each uniform on its range."""

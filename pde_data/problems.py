@@ -43,6 +43,9 @@ class Family(Protocol):
     mesh: dict[str, Any]
     #: Per-sample arrays: name -> (shape of one sample, numpy dtype name).
     sample_arrays: dict[str, tuple[tuple[int, ...], str]]
+    #: Labels of the arrays for xarray (:class:`pde_data.labels.Variable`: dimension names, units, long name,
+    #: description), per-sample and once-per-store arrays alike; an array without one gets generic names.
+    VARIABLES: ClassVar[dict[str, Any]]
 
     def store_arrays(self) -> dict[str, np.ndarray]:
         """Arrays written once per store (e.g. the grid coordinates)."""

@@ -19,8 +19,14 @@ samples that is missing or does not decode is corruption, which every read of
 (:mod:`pde_data.manifest`): a digest per chunk bound to the store, the array and
 the chunk's index, so that a swapped, foreign or linked chunk is refused too.
 Every read also refuses NaN or inf in a done sample, a chunk that is a symbolic
-link, and arrays whose codecs are not the format's. Formats 1 (no checksums) and
-2 (no manifest) are still read with the checks they allow.
+link, and arrays whose codecs are not the format's. Format 4 labels the arrays
+for xarray (:mod:`pde_data.labels`): Zarr v3 ``dimension_names`` on every array,
+1-D grid coordinates ``x`` and ``y`` (formats 1-3 stored them as (n, n) images),
+CF-style ``long_name``, ``units`` and ``description`` attributes, and Zarr's
+consolidated metadata, so that ``xarray.open_zarr(STORE)`` opens it at once as a
+labelled Dataset (the reads here use the arrays' own metadata, never that copy).
+Formats 1 (no checksums), 2 (no manifest) and 3 (no labels) are still read with
+the checks they allow.
 
 A new store is built under a temporary name next to its target and renamed
 into place, so a path that holds anything else is never half-overwritten.
@@ -34,6 +40,7 @@ import math
 import os
 import shutil
 import uuid
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -41,8 +48,9 @@ from typing import Any
 import numpy as np
 import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
+from zarr.errors import ZarrUserWarning
 
-from pde_data import manifest
+from pde_data import labels, manifest
 from pde_data.chunks import (
     WRITE_CONFIG,
     ChunkFault,
@@ -59,9 +67,9 @@ from pde_data.config import ConfigError
 from pde_data.manifest import Manifest
 
 #: Version of the layout above, written by this pde_data.
-STORE_FORMAT = 3
-#: Store formats this pde_data reads (1: no checksums; 2: no manifest).
-READ_FORMATS = (1, 2, 3)
+STORE_FORMAT = 4
+#: Store formats this pde_data reads (1: no checksums; 2: no manifest; 3: no labels for xarray).
+READ_FORMATS = (1, 2, 3, 4)
 #: Codecs of every chunked array, from format 2 on (zarr's names, in order).
 CODEC_NAMES = ("bytes", "zstd", "crc32c")
 ATTR = "pde_data"
@@ -102,7 +110,7 @@ def read_record(path: str | Path) -> dict[str, Any]:
     if not path.exists():
         raise StoreError(f"store {path}: does not exist")
     try:
-        group = zarr.open_group(path, mode="r")
+        group = zarr.open_group(path, mode="r", use_consolidated=False)
     except Exception as err:  # zarr raises several types for "not a group"
         raise StoreError(f"store {path}: not a Zarr group ({err}); not a pde-data store") from err
     rec = group.attrs.get(ATTR)
@@ -151,10 +159,14 @@ def _expected_arrays(rec: dict) -> dict[str, tuple[tuple, tuple, np.dtype]]:
 
 
 def open_store(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str, Any]]:
-    """Open one of our stores (read-only by default) and check its arrays; returns (group, record)."""
+    """Open one of our stores (read-only by default) and check its arrays; returns (group, record).
+
+    The checks read each array's own metadata. A group opened to write (``mode="r+"``) keeps the store's
+    consolidated metadata, so that a write of its attributes does not drop the copy that xarray reads.
+    """
     path = Path(path)
     rec = read_record(path)
-    group = zarr.open_group(path, mode=mode)
+    group = zarr.open_group(path, mode="r", use_consolidated=False)
     for name, (shape, chunks, dtype) in _expected_arrays(rec).items():
         array = _member(group, path, name)
         if tuple(array.shape) != shape or tuple(array.chunks) != chunks:
@@ -170,7 +182,7 @@ def open_store(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str,
         _member(group, path, name)
     if rec["store_format"] >= 3:
         _check_manifest(group, path, rec)
-    return group, rec
+    return (group if mode == "r" else zarr.open_group(path, mode=mode)), rec
 
 
 def _member(group: zarr.Group, path: Path, name: str) -> zarr.Array:
@@ -373,18 +385,25 @@ def _refusing(path: Path, problem: str, name: str | None = None):
 
 
 def _build(path: Path, family, rec: dict) -> None:
-    """Write a complete empty store at ``path`` (which must not exist)."""
+    """Write a complete empty store at ``path`` (which must not exist), its arrays labelled for xarray."""
     group = zarr.open_group(path, mode="w-", zarr_format=3)
     samples, chunk = rec["generate"]["samples"], rec["generate"]["chunk"]
+    variables = {**getattr(family, "VARIABLES", {}), "done": labels.DONE}
     arrays = {**{name: (shape, dtype, 0) for name, (shape, dtype) in family.sample_arrays.items()},
               "done": ((), "bool", False)}
     for name, (shape, dtype, fill) in arrays.items():
         group.create_array(name, shape=(samples, *shape), chunks=(chunk, *shape), dtype=dtype, fill_value=fill,
-                           compressors=COMPRESSORS, config=WRITE_CONFIG)
-    manifest.create(group, list(family.sample_arrays), -(-samples // chunk), COMPRESSORS, WRITE_CONFIG)
+                           compressors=COMPRESSORS, config=WRITE_CONFIG, attributes=labels.attributes(variables, name),
+                           dimension_names=labels.dimension_names(variables, name, 1 + len(shape), per_sample=True))
+    manifest.create(group, list(family.sample_arrays), -(-samples // chunk), COMPRESSORS, WRITE_CONFIG,
+                    labels.MANIFEST.dims, labels.MANIFEST.attributes())
     for name, value in family.store_arrays().items():
-        group.create_array(name, data=value)
-    group.attrs[ATTR] = rec  # last: a group with this attribute is complete
+        group.create_array(name, data=value, attributes=labels.attributes(variables, name),
+                           dimension_names=labels.dimension_names(variables, name, value.ndim, per_sample=False))
+    group.attrs[ATTR] = rec  # a group with this attribute is complete (the store is renamed into place after)
+    with warnings.catch_warnings():  # "not part of the Zarr format 3 specification": xarray reads it all the same
+        warnings.simplefilter("ignore", ZarrUserWarning)
+        zarr.consolidate_metadata(path)
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -422,6 +441,11 @@ def prepare(path: str | Path, family, rec: dict, overwrite: bool = False, overwr
     exists = path.exists() or path.is_symlink()
     if exists and not (path.is_dir() and not any(path.iterdir())):
         old = read_record(path)  # raises for anything that is not ours
+        if old["store_format"] != rec["store_format"] and not (overwrite or overwrite_changed):
+            raise StoreError(f"store {path}: store format {old['store_format']}, written by an earlier pde_data; "
+                             f"this one writes format {rec['store_format']} (arrays labelled for xarray) and does "
+                             "not mix formats in one store. It still reads it (pde-data info, surrogate train); to "
+                             "add samples, regenerate it with --overwrite, or choose another --out")
         diffs = _differences(old, rec)
         if not diffs and not overwrite:
             open_store(path, mode="r+")  # check the arrays too
@@ -463,9 +487,23 @@ def summary(path: str | Path) -> str:
         "params     " + ", ".join(f"{k}={v}" for k, v in rec["params"].items()),
         "mesh       " + ", ".join(f"{k}={v}" for k, v in rec["mesh"].items()),
         "versions   " + ", ".join(f"{k} {v}" for k, v in rec.get("versions", {}).items()),
+        "xarray     " + (f"xarray.open_zarr({str(path)!r}) opens the arrays below as a labelled Dataset"
+                         if rec["store_format"] >= 4 else f"store format {rec['store_format']} has no dimension "
+                         "names; regenerate it (--overwrite) to open it with xarray"),
         "arrays",
     ]
-    for name in [*rec["sample_arrays"], "done", *rec["store_arrays"]]:
-        array = group[name]
-        lines.append(f"  {name:<8} {tuple(array.shape)!s:<18} {array.dtype}")
+    extra = [manifest.NAME] if rec["store_format"] >= 3 else []
+    rows = [_array_columns(group[name]) for name in [*rec["sample_arrays"], "done", *extra, *rec["store_arrays"]]]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines += [f"  {'  '.join(col.ljust(w) for col, w in zip(row, widths))}  {row[3]}".rstrip() for row in rows]
     return "\n".join(lines)
+
+
+def _array_columns(array: zarr.Array) -> tuple[str, str, str, str]:
+    """(name, ``(dim: size, ...)``, dtype, ``[units] long name``): what xarray shows of the array (format 4;
+    the shape alone for older stores)."""
+    names = array.metadata.dimension_names
+    dims = ", ".join(f"{d}: {k}" for d, k in zip(names, array.shape)) if names else ", ".join(map(str, array.shape))
+    attrs = array.attrs
+    label = f"[{attrs['units']}] {attrs['long_name']}" if "units" in attrs and "long_name" in attrs else ""
+    return array.basename, f"({dims})", str(array.dtype), label

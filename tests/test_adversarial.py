@@ -131,7 +131,7 @@ def test_a_removed_checksum_codec_or_a_linked_array_is_refused(tmp_path):
     doc = json.loads(meta.read_text())
     doc["codecs"] = [c for c in doc["codecs"] if c["name"] != "crc32c"]
     meta.write_text(json.dumps(doc))
-    with pytest.raises(StoreError, match=r"array 'u' has codecs \[bytes, zstd\]; a format-3 store has "
+    with pytest.raises(StoreError, match=r"array 'u' has codecs \[bytes, zstd\]; a format-4 store has "
                                          r"\[bytes, zstd, crc32c\]"):
         StoreReader(path)
     assert pde_main(["verify", str(path)]) == 2

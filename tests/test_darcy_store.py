@@ -32,8 +32,8 @@ def test_layout_attributes_and_samples_from_seed_and_index(tmp_path, write_param
     assert group["log_k"].shape == (12, 8, 8) and group["log_k"].chunks == (4, 8, 8)
     assert group["p"].shape == (12, 8, 8) and group["p"].dtype == np.float32
     assert group["Q"].shape == (12,) and group["Q_in"].shape == (12,) and group["Q"].dtype == np.float64
-    assert group["x"].shape == (8, 8) and group["x"][0, 0] == np.float32(1 / 16)
-    assert group["y"][-1, 0] == np.float32(15 / 16)  # rows are y
+    assert group["x"].shape == (8,) and group["x"][0] == np.float32(1 / 16)
+    assert group["y"][-1] == np.float32(15 / 16) and group["p"].metadata.dimension_names == ("sample", "y", "x")
     assert rec["problem"] == "darcy"
     assert rec["params"] == {
         "n": 8, "kernel": "matern", "mean": 0.0, "variance": 0.5, "length": 0.2, "nu": 1.5, "method": "fft",

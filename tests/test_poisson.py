@@ -75,9 +75,9 @@ def test_grid_layout_rows_are_y_and_columns_are_x(problem):
     np.testing.assert_allclose(out["kappa"], expected, rtol=1e-6)
     row, col = np.unravel_index(np.argmax(out["f"]), out["f"].shape)
     assert (row, col) == (8, 8)  # f peaks at (0.25, 0.25)
-    x, y = problem.store_arrays()["x"], problem.store_arrays()["y"]
-    np.testing.assert_allclose(x[3], grid, rtol=1e-6)
-    np.testing.assert_allclose(y[:, 3], grid, rtol=1e-6)
+    x, y = problem.store_arrays()["x"], problem.store_arrays()["y"]  # columns are x, rows are y
+    np.testing.assert_allclose(x, grid, rtol=1e-6)
+    np.testing.assert_allclose(y, grid, rtol=1e-6)
 
 
 def test_mirror_symmetry_swaps_x_and_y():
@@ -98,8 +98,8 @@ def test_flux_matches_finite_differences_inside(problem):
 
 def test_kappa_grid_matches_the_formula(problem):
     out = problem.solve(THETA)
-    x, y = problem.store_arrays()["x"], problem.store_arrays()["y"]
-    np.testing.assert_allclose(out["kappa"], kappa_formula(x.astype(float), y.astype(float), THETA, np.cos, np.sin),
+    x, y = np.meshgrid(problem.store_arrays()["x"].astype(float), problem.store_arrays()["y"].astype(float))
+    np.testing.assert_allclose(out["kappa"], kappa_formula(x, y, THETA, np.cos, np.sin),
                                rtol=1e-6)
 
 

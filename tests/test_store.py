@@ -30,8 +30,8 @@ def test_store_layout_and_attributes(tmp_path, write_params):
     assert group["done"][:].all()
     assert group["u"].shape == (12, 8, 8) and group["u"].chunks == (4, 8, 8)
     assert group["flux"].shape == (12, 2, 8, 8) and group["theta"].shape == (12, 5)
-    assert group["x"].shape == (8, 8) and group["x"][0, -1] == 1.0
-    assert rec["problem"] == "poisson" and rec["schema_version"] == 1 and rec["store_format"] == 3
+    assert group["x"].shape == (8,) and group["x"][-1] == 1.0 and group["y"].shape == (8,)
+    assert rec["problem"] == "poisson" and rec["schema_version"] == 1 and rec["store_format"] == 4
     assert rec["generate"] == {"samples": 12, "seed": 0, "chunk": 4}
     assert rec["params"]["kx"] == [0.5, 4.0] and rec["params"]["n"] == 8
     assert rec["mesh"]["grid"] == [8, 8]

@@ -82,7 +82,7 @@ def read_all(path, name):
 def test_new_stores_have_a_checksum_per_chunk_and_every_chunk_as_a_file(tmp_path):
     path = build(tmp_path / "f.zarr", zeros=(1,))  # a chunk of zeros is written all the same
     group = zarr.open_group(path, mode="r")
-    assert group.attrs["pde_data"]["store_format"] == store.STORE_FORMAT == 3
+    assert group.attrs["pde_data"]["store_format"] == store.STORE_FORMAT == 4
     for name in (*SAMPLE_ARRAYS, "done"):
         assert [c["name"] for c in group[name].metadata.to_dict()["codecs"]][-1] == "crc32c", name
     assert set(chunk_files(path)) == {(name, k) for name in (*SAMPLE_ARRAYS, "done") for k in range(5)}
