@@ -14,10 +14,11 @@ __all__ = ["load"]
 
 
 def load(path: Any, device: Any = "cpu"):
-    """Load a model file written by ``surrogate train`` (never executes code from the file).
+    """Load a surrogate written by ``surrogate train`` or ``surrogate export`` (never executes code from a file).
 
-    ``path``: a model file (``best.pt``, ``final.pt``, ``aux_best.pt``, ``aux_final.pt``)
-    or a model directory (its ``best.pt``).  Returns a :class:`surrogate.io.Surrogate`.
+    ``path``: a model file (``best.pt``, ``final.pt``, ``aux_best.pt``, ``aux_final.pt``),
+    a model directory (its ``best.pt``) or an export directory (``model.safetensors`` +
+    ``config.json``).  Returns a :class:`surrogate.io.Surrogate`.
     """
     from surrogate.io import load as _load
 

@@ -1,4 +1,4 @@
-"""Command line: ``surrogate train``, ``surrogate evaluate``, ``surrogate mc`` and ``surrogate uq``.
+"""Command line: ``surrogate train``, ``evaluate``, ``tune``, ``mc``, ``uq`` and ``export``.
 
 Examples::
 
@@ -9,6 +9,7 @@ Examples::
     surrogate mc --model models/darcy-mlp-fas --n 20000 --fem-n 500 [--params params.yaml] \\
         [--out metrics/mc.json] [--plots plots]
     surrogate uq --rtol 1e-3 --n 128 [--qmc] [--model models/darcy-selected] [--adaptive]
+    surrogate export models/darcy-mlp-fas --out export/darcy-mlp-fas --metrics metrics/darcy-mlp-fas.json
 
 Every knob is read from the ``data``, ``models``, ``train`` and ``mc``
 sections of ``params.yaml`` (``--params``; default ``./params.yaml`` when it
@@ -85,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Evaluate the networks of a model directory (best.pt = fine, aux_best.pt = first auxiliary, "
                     "final.pt, aux_final.pt) on the test split of a store: mean squared error (paper: L2 loss), "
                     "maximum absolute error (L-infinity) and relative L2 error, in physical units.")
-    ev.add_argument("--model-dir", required=True, metavar="DIR", help="output directory of `surrogate train`")
+    ev.add_argument("--model-dir", required=True, metavar="DIR",
+                    help="output directory of `surrogate train`, or an export directory of `surrogate export`")
     ev.add_argument("--store", required=True, metavar="STORE", help="Zarr store (its test split is used)")
     ev.add_argument("--out", required=True, metavar="JSON",
                     help="flat metrics file to write (test errors; everything else goes to JSON's .meta.json)")
@@ -125,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "with its standard error and the variance reduction against plain FEM Monte Carlo of the "
                     "same wall-clock cost. Defaults come from the mc section of the params.")
     mc.add_argument("--model", required=True, metavar="DIR",
-                    help="model directory of `surrogate train` (its best.pt) or a model file")
+                    help="model directory of `surrogate train` (its best.pt), a model file or an export directory")
     mc.add_argument("--n", type=int, default=None, metavar="N", help="surrogate samples (default: mc.n)")
     mc.add_argument("--fem-n", type=int, default=None, metavar="M",
                     help="FEM solves on the first M fields; 0: surrogate only (default: mc.fem_n)")
@@ -143,6 +145,19 @@ def build_parser() -> argparse.ArgumentParser:
     from surrogate.mc import uqcli
 
     uqcli.add_parser(sub, _add_common)
+
+    ex = sub.add_parser(
+        "export", help="write a model as model.safetensors + config.json + a model card (README.md)",
+        description="Export the best network of a model directory (or one model file) in the layout the field "
+                    "shares: model.safetensors (the weights; loading runs no code), config.json (architecture, "
+                    "normalisation, problem, the training store's fingerprint, the training record, test metrics) "
+                    "and README.md (a model card). surrogate.load(OUT) and every command that takes a model read "
+                    "it. OUT must be new or empty (or an earlier export, with --overwrite); an error writes nothing.")
+    ex.add_argument("model_dir", metavar="MODEL_DIR", help="output directory of `surrogate train`, or a model file")
+    ex.add_argument("--out", required=True, metavar="DIR", help="export directory to write")
+    ex.add_argument("--metrics", default=None, metavar="JSON",
+                    help="the model's `surrogate evaluate --out` file (or its .meta.json): test metrics for the card")
+    ex.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
     return parser
 
 
@@ -225,6 +240,17 @@ def _mc(args) -> int:
     return 0
 
 
+def _export(args) -> int:
+    import shlex
+
+    from surrogate.export import export
+
+    out = export(args.model_dir, args.out, metrics=args.metrics, overwrite=args.overwrite,
+                 command=shlex.join(["surrogate", *sys.argv[1:]]) if sys.argv[1:2] == ["export"] else None)
+    print(f"exported {args.model_dir} -> {out}/ (model.safetensors, config.json, README.md)")
+    return 0
+
+
 def _uq(args) -> int:
     from surrogate.mc import uqcli
 
@@ -250,7 +276,7 @@ def _main(argv: list[str] | None) -> int:
     from surrogate.io import ModelFileError
     from surrogate.train import ResumeError, TrainingDiverged
 
-    handlers = {"train": _train, "tune": _tune, "evaluate": _evaluate, "mc": _mc, "uq": _uq}
+    handlers = {"train": _train, "tune": _tune, "evaluate": _evaluate, "mc": _mc, "uq": _uq, "export": _export}
     try:
         return handlers[args.command](args)
     except TrainingDiverged as exc:

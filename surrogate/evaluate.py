@@ -2,7 +2,8 @@
 
 For each network file in the model directory -- ``best.pt`` (key ``fine``),
 ``aux_best.pt`` (``aux``, the first auxiliary network of a FAS run),
-``final.pt`` (``fine_final``) and ``aux_final.pt`` (``aux_final``) -- the
+``final.pt`` (``fine_final``) and ``aux_final.pt`` (``aux_final``), or the
+one network of an export directory (``fine``, :mod:`surrogate.export`) -- the
 test split of the store (the split fractions the model was trained with) is
 predicted through :meth:`surrogate.io.Surrogate` and compared with the
 stored solutions in physical units, per target (``u``; ``Q`` and/or ``p``):
@@ -39,6 +40,7 @@ from pde_data.config import writable_dir
 from pde_data.store import StoreError
 from surrogate.config import SplitConfig
 from surrogate.dataset import Split, check_complete, open_store, split_indices
+from surrogate.export import is_export
 from surrogate.io import ModelFileError, Surrogate, load
 from surrogate.metrics import split_errors
 from surrogate.runtime import write_json
@@ -130,8 +132,11 @@ def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = 
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelFileError(f"model directory {str(model_dir)!r} does not exist")
-    models = {key: load(model_dir / name, device) for key, name in NETWORK_FILES.items()
-              if (model_dir / name).exists()}
+    if is_export(model_dir):  # one network: the export's
+        models = {"fine": load(model_dir, device)}
+    else:
+        models = {key: load(model_dir / name, device) for key, name in NETWORK_FILES.items()
+                  if (model_dir / name).exists()}
     if "fine" not in models:
         raise ModelFileError(f"model directory {str(model_dir)!r} has no best.pt "
                              "(train it with `surrogate train ... --out DIR`)")

@@ -338,12 +338,17 @@ class Surrogate:
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:
-    """Load a surrogate saved by ``surrogate train`` (never executes code from the file).
+    """Load a surrogate saved by ``surrogate train`` or ``surrogate export`` (never executes code from a file).
 
-    ``path`` is a model file (``best.pt``, ``final.pt``, ``aux_best.pt`` ...)
-    or a model directory (then its ``best.pt``).
+    ``path`` is a model file (``best.pt``, ``final.pt``, ``aux_best.pt`` ...),
+    a model directory (then its ``best.pt``) or an export directory
+    (``model.safetensors`` + ``config.json``, :mod:`surrogate.export`).
     """
+    from surrogate import export
+
     path = Path(path)
+    if export.is_export(path):
+        return export.load_export(path, device)
     if path.is_dir():
         path = path / "best.pt"
     state, meta = read_model_file(path)
@@ -366,10 +371,8 @@ def _net_for(state: Mapping[str, Any], arch: Any, path: Path) -> torch.nn.Module
     """The network ``arch`` describes, built only after its shapes match the tensors in the file.
 
     Every tensor must be stored in full (its file storage holds all its
-    elements), so the sizes below are bounded by the file's size; then the layer
-    count and every parameter shape (from a build on the ``meta`` device, which
-    allocates nothing) are compared with ``state``, so a small file that claims
-    a huge network is refused before any memory is used.
+    elements), so the sizes below are bounded by the file's size; then
+    :func:`check_shapes` compares them with the architecture before any memory is used.
     """
     def refuse(why: str) -> ModelFileError:
         return ModelFileError(f"file {str(path)!r}: its weights do not fit the network its metadata describes "
@@ -382,10 +385,22 @@ def _net_for(state: Mapping[str, Any], arch: Any, path: Path) -> torch.nn.Module
             raise refuse(f"tensor {key!r} of shape {list(tensor.shape)} is not stored in full "
                          f"({tensor.untyped_storage().nbytes()} bytes in the file for "
                          f"{tensor.numel() * tensor.element_size()}): a crafted file")
+    check_shapes({k: tuple(v.shape) for k, v in state.items()}, arch, refuse)
+    net = build_net(arch)
+    net.load_state_dict(state)
+    return net
+
+
+def check_shapes(stored: Mapping[str, tuple[int, ...]], arch: Any, refuse) -> None:
+    """Raise ``refuse(why)`` unless the parameter names and shapes ``stored`` are those of the network ``arch``
+    describes: the layer count, then every shape from a build on the ``meta`` device (which allocates nothing),
+    so that a small file that claims a huge network is refused before any memory is used."""
+    if not isinstance(arch, Mapping):
+        raise refuse("malformed architecture")
     n_layers = len(arch.get("widths", ())) - 1 if arch.get("kind") == "mlp" else \
         len(arch.get("conv", ())) + len(arch.get("fc", ())) + 1 if arch.get("kind") == "cnn" else None
-    if n_layers is not None and 2 * n_layers != len(state):   # U-Net, FNO: the shape check below
-        raise refuse(f"{n_layers} layers described, {len(state)} tensors stored")
+    if n_layers is not None and 2 * n_layers != len(stored):   # U-Net, FNO: the shape check below
+        raise refuse(f"{n_layers} layers described, {len(stored)} tensors stored")
     try:
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in build_net(arch).state_dict().items()}
@@ -393,10 +408,7 @@ def _net_for(state: Mapping[str, Any], arch: Any, path: Path) -> torch.nn.Module
         raise
     except Exception as exc:  # noqa: BLE001 - any malformed arch
         raise refuse(f"{type(exc).__name__}: {exc}") from None
-    stored = {k: tuple(v.shape) for k, v in state.items()}
+    stored = {k: tuple(v) for k, v in stored.items()}
     if shapes != stored:
         bad = sorted(set(shapes.items()) ^ set(stored.items()))[0][0]
         raise refuse(f"parameter {bad!r}: described {shapes.get(bad)}, stored {stored.get(bad)}")
-    net = build_net(arch)
-    net.load_state_dict(state)
-    return net
