@@ -1,4 +1,4 @@
-"""The study package: paired statistics, run plan, record curves, report, --quick end to end."""
+"""The study core and the first study: paired statistics, run plan, record curves, report, --quick end to end."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from study import calibrate, plan, presets, readout, record, report, stats  # noqa: E402
-from study.conclusion import regime_cells  # noqa: E402
+from study.core import (RESULTS, builtin_defaults, calibrate, curve_from_history, readout,  # noqa: E402
+                        record_is_current, regime_cells, run_key, stats)
+from study.v1 import plan, presets, report  # noqa: E402
 
 
 # --------------------------------------------------------------------------
@@ -94,13 +95,13 @@ def _record(wu_flops, wu_paper, val, status="ok"):
 
 def test_readout_cuts_the_curve_at_the_budget_in_either_measure():
     r = _record([0, 10, 20, 30], [0, 8, 16, 24], [5.0, 2.0, 3.0, 1.0])
-    assert readout.readout(r, "val_mse", "flops", 20, "best") == 2.0
-    assert readout.readout(r, "val_mse", "flops", 20, "final") == 3.0
-    assert readout.readout(r, "val_mse", "paper", 24, "final") == 1.0
-    assert readout.readout(r, "val_mse", "flops", 29.9, "best") == 2.0
+    assert readout(r, "val_mse", "flops", 20, "best") == 2.0
+    assert readout(r, "val_mse", "flops", 20, "final") == 3.0
+    assert readout(r, "val_mse", "paper", 24, "final") == 1.0
+    assert readout(r, "val_mse", "flops", 29.9, "best") == 2.0
     d = _record([0, 10], [0, 10], [5.0, 2.0], status="diverged")
-    assert readout.readout(d, "val_mse", "flops", 10, "best") == 2.0     # before the divergence
-    assert readout.readout(d, "val_mse", "flops", 20, "best") == math.inf
+    assert readout(d, "val_mse", "flops", 10, "best") == 2.0     # before the divergence
+    assert readout(d, "val_mse", "flops", 20, "best") == math.inf
 
 
 # --------------------------------------------------------------------------
@@ -109,7 +110,7 @@ def test_readout_cuts_the_curve_at_the_budget_in_either_measure():
 def test_full_plan_fixed_split_equal_budgets_and_seeded_runs(tmp_path):
     spec = presets.build_spec("full")
     stores = {"poisson": tmp_path / "p.zarr", "darcy": tmp_path / "d.zarr"}
-    tasks = plan.plan(spec, tmp_path, stores, params=str(ROOT / "params.yaml"), device="cpu")
+    tasks = plan.plan(spec, tmp_path, stores, device="cpu")
     main = [t for t in tasks if t["group"] == "main"]
     assert len(main) == 4 * 8 * 5
     for setup in spec["setups"]:
@@ -155,7 +156,7 @@ def test_curve_from_history_matches_the_dvclive_steps_and_columns():
     history = [_evaluation(0.0, 5.0, train={"mse": 4.0, "linf": 8.0}),
                _evaluation(0.4, 3.0, train_loss=2.0, train={"mse": 2.0, "linf": 4.0}),
                _evaluation(2.5, 1.0, train_loss=float("nan"), train={"mse": 1.0, "linf": 2.0})]
-    curve = record.curve_from_history(history)
+    curve = curve_from_history(history)
     assert curve["step"] == [0, 1, 2]          # round(0.4) = 0 -> one past the previous; round(2.5) = 2
     assert curve["wu_flops"] == [0.0, 0.4, 2.5] and curve["wu_paper"] == [0.0, 0.2, 1.25]
     assert curve["val_mse"] == [5.0, 3.0, 1.0] and curve["val_linf"] == [10.0, 6.0, 2.0]
@@ -163,14 +164,15 @@ def test_curve_from_history_matches_the_dvclive_steps_and_columns():
     assert "aux_val_mse" not in curve
 
 
-def test_a_record_stays_current_across_device_and_darcy_target_keys(tmp_path):
-    cfg = {"data": {"split": {"train": 0.8}, "darcy_target": "Q"}, "train": {"device": "cpu", "lr": 0.01}}
+def test_a_record_stays_current_across_device_and_the_darcy_target_table(tmp_path):
+    cfg = {"problem": "darcy", "data": {"split": {"train": 0.8}, "target": {"darcy": "Q"}},
+           "train": {"device": "cpu", "lr": 0.01}}
     (tmp_path / "record.json").write_text(json.dumps({"config": cfg, "store_fingerprint": "abc"}))
-    now = {"data": {"split": {"train": 0.8}, "target": {"darcy": "Q"}}, "train": {"device": "cuda", "lr": 0.01}}
+    now = {"problem": "darcy", "data": {"split": {"train": 0.8}, "target": {}}, "train": {"device": "cuda", "lr": 0.01}}
     task = {"dir": str(tmp_path), "config": now}
-    assert record.record_is_current(task, "abc")
-    assert not record.record_is_current(task, "other store")
-    assert not record.record_is_current({**task, "config": {**now, "train": {"device": "cpu", "lr": 0.1}}}, "abc")
+    assert record_is_current(task, "abc")
+    assert not record_is_current(task, "other store")
+    assert not record_is_current({**task, "config": {**now, "train": {"device": "cpu", "lr": 0.1}}}, "abc")
 
 
 # --------------------------------------------------------------------------
@@ -266,8 +268,6 @@ def test_quick_study_end_to_end(tmp_path):
 
 
 def test_records_from_before_a_key_existed_stay_current_only_at_its_legacy_value(tmp_path):
-    from study.record import record_is_current
-
     old = {"train": {"lr": 0.01, "fas": {"levels": 2}}, "data": {}}
     (tmp_path / "record.json").write_text(json.dumps({"config": old, "store_fingerprint": "f"}))
     task = {"dir": str(tmp_path), "config": {"train": {"lr": 0.01, "schedule": "constant", "warmup": 0.05,
@@ -275,3 +275,146 @@ def test_records_from_before_a_key_existed_stay_current_only_at_its_legacy_value
     assert record_is_current(task, "f")
     task["config"]["train"]["schedule"] = "cosine"
     assert not record_is_current(task, "f")
+
+
+# --------------------------------------------------------------------------
+# the cache key of a run (study.core.runkey) and the committed records
+# --------------------------------------------------------------------------
+def _task_with_record(tmp_path, recorded: dict, now: dict, fingerprint: str = "f") -> dict:
+    (tmp_path / "record.json").write_text(json.dumps({"config": recorded, "store_fingerprint": fingerprint}))
+    return {"dir": str(tmp_path), "config": now}
+
+
+def _run(problem: str = "darcy", **train) -> dict:
+    return {"problem": problem, "model": {"kind": "mlp", "hidden": [32, 32]}, "data": {"split": {"train": 0.8}},
+            "train": {"lr": 0.01, **train}}
+
+
+def _other_value(key: str):
+    """A valid value of ``key`` that is not its built-in default."""
+    from surrogate.config import SCHEDULES, TRAINERS
+
+    default = builtin_defaults("darcy", "mlp")[key]
+    pool = {"train.schedule": SCHEDULES, "train.trainer": TRAINERS, "train.growth.share": (0.3, 0.4),
+            "train.fas.eta": (1.5, 2.0)}[key]
+    return next(v for v in pool if v != default)
+
+
+@pytest.mark.parametrize("section, key", [("train", "schedule"), ("growth", "share"), ("fas", "eta")])
+def test_a_key_a_record_lacks_counts_at_its_builtin_default(tmp_path, section, key):
+    dotted = f"train.{key}" if section == "train" else f"train.{section}.{key}"
+    default, other = builtin_defaults("darcy", "mlp")[dotted], _other_value(dotted)
+    setting = {key: default} if section == "train" else {section: {key: default}}
+    task = _task_with_record(tmp_path, _run(), _run(**setting))    # the key added since, at its default
+    assert record_is_current(task, "f")
+    changed = {key: other} if section == "train" else {section: {key: other}}
+    assert not record_is_current({**task, "config": _run(**changed)}, "f")     # never silently another run
+
+
+def test_a_record_keeps_the_value_it_holds_when_a_default_changes(tmp_path, monkeypatch):
+    from study.core import runkey
+
+    default = builtin_defaults("darcy", "mlp")["train.schedule"]
+    other = _other_value("train.schedule")
+    task = _task_with_record(tmp_path, _run(schedule=default), _run(schedule=default))
+    assert record_is_current(task, "f")
+    moved = {**builtin_defaults("darcy", "mlp"), "train.schedule": other}     # the default changes ...
+    monkeypatch.setattr(runkey, "builtin_defaults", lambda problem, kind: moved)
+    assert record_is_current(task, "f")                      # ... a task that spells the old value still matches
+    assert not record_is_current({**task, "config": _run()}, "f")      # one at the new default does not
+    assert not record_is_current({**task, "config": _run(schedule=other)}, "f")
+
+
+def test_a_key_the_config_no_longer_knows_makes_a_record_stale(tmp_path):
+    old = _run()
+    old["data"]["darcy_target"] = "Q"          # the key's former name
+    assert not record_is_current(_task_with_record(tmp_path, old, _run()), "f")
+
+
+def test_the_key_holds_the_effective_target_and_not_where_the_run_went():
+    darcy = _run()
+    assert run_key({**darcy, "data": {"target": {"darcy": "Q"}}}) == run_key({**darcy, "data": {"target": {}}})
+    assert run_key({**darcy, "data": {"target": {"darcy": "p"}}}) != run_key({**darcy, "data": {}})
+    poisson = _run("poisson")
+    assert run_key({**poisson, "data": {"target": {"darcy": "p"}}}) == run_key({**poisson, "data": {}})
+    assert run_key(_run(device="cuda")) == run_key(_run(device="cpu")) == run_key(_run())
+
+
+def record_fingerprints(out: Path) -> dict[str, str]:
+    """The store fingerprint of each problem, the one that every committed record of ``out`` shares."""
+    seen: dict[str, set] = {}
+    for path in (out / "runs").glob("*/*/*/record.json"):
+        rec = json.loads(path.read_text())
+        seen.setdefault(rec["config"]["problem"], set()).add(rec["store_fingerprint"])
+    assert seen and all(len(fps) == 1 for fps in seen.values()), seen
+    return {problem: fps.pop() for problem, fps in seen.items()}
+
+
+def test_every_committed_first_study_record_is_current_for_its_run():
+    """A resume of ``python -m study.v1`` on the stores the records were trained on reruns nothing."""
+    out = RESULTS / "v1"
+    fps = record_fingerprints(out)
+    spec = presets.build_spec("full")
+    tasks = plan.plan(spec, out, {p: Path("/nonexistent") for p in fps}, device="cpu")
+    stale = [t["run_id"] for t in tasks if not record_is_current(t, fps[spec["setups"][t["setup"]]["problem"]])]
+    assert len(tasks) == 196 and not stale, stale[:5]
+
+
+# --------------------------------------------------------------------------
+# the package's shape: one core, editions through its public API, no results inside
+# --------------------------------------------------------------------------
+def _imports(path: Path):
+    """``(module, names)`` of every import of a file (``names`` empty for ``import module``)."""
+    import ast
+
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            yield node.module or "", [a.name for a in node.names]
+        elif isinstance(node, ast.Import):
+            yield from ((a.name, []) for a in node.names)
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def test_no_module_imports_a_private_name_of_another():
+    import ast
+
+    bad = []
+    for path in sorted((ROOT / "study").rglob("*.py")):
+        bad += [f"{path.relative_to(ROOT)}: from {mod} import {n}" for mod, names in _imports(path)
+                for n in names if _private(n)]
+        tree = ast.parse(path.read_text())
+        modules = {a.asname or a.name for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                   for a in node.names}
+        bad += [f"{path.relative_to(ROOT)}: {node.value.id}.{node.attr}" for node in ast.walk(tree)
+                if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id in modules and _private(node.attr)]
+    assert not bad, bad
+
+
+def test_editions_stand_on_the_core_public_api_only():
+    import study.core
+
+    bad = []
+    for path in sorted((ROOT / "study").rglob("*.py")):
+        part = path.relative_to(ROOT / "study").parts
+        edition = part[0] if len(part) > 1 and part[0] != "core" else None
+        for mod, names in _imports(path):
+            if not mod.startswith("study"):
+                continue
+            if part[0] == "core" and not mod.startswith("study.core"):
+                bad.append(f"{path.relative_to(ROOT)}: the core imports {mod}")
+            elif edition and mod == "study.core":
+                bad += [f"{path.relative_to(ROOT)}: {n} is not in study.core.__all__" for n in names
+                        if n not in study.core.__all__]
+            elif edition and not mod.startswith(f"study.{edition}"):
+                bad.append(f"{path.relative_to(ROOT)}: imports {mod} (another edition, or the core past its API)")
+    assert not bad, bad
+
+
+def test_no_results_inside_the_package():
+    files = [p for p in (ROOT / "study").rglob("*") if p.is_file() and p.suffix != ".py"
+             and "__pycache__" not in p.parts]
+    assert not files, files[:5]

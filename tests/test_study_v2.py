@@ -11,12 +11,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from study import plan as v1_plan  # noqa: E402
-from study import record  # noqa: E402
+from study.core import record_is_current, run_key  # noqa: E402
+from study.v1 import plan as v1_plan  # noqa: E402
 from study.v2 import analysis, calibrate, methods, presets, runs, tuning  # noqa: E402
 from study.v2 import plan as v2_plan  # noqa: E402
 from study.v2.report import build_report  # noqa: E402
-from test_study import run_quick  # noqa: E402
+from test_study import record_fingerprints, run_quick  # noqa: E402
 
 PARAMS = str(ROOT / "params.yaml")
 STORES = {"poisson": Path("/nonexistent/poisson.zarr"), "darcy": Path("/nonexistent/darcy.zarr")}
@@ -75,22 +75,22 @@ def test_a_trial_point_lands_in_the_resolved_config():
     space = spec["method_defs"]["ni-fas"]["space"]
     hp = methods.suggest(optuna.trial.FixedTrial({"lr": 2e-3, "gamma": 0.3, "eta": 1.5, "alpha_m": 0.4,
                                                   "share": 0.3}), space)
-    cfg = v2_plan.config(spec, "darcy_fc", "ni-fas", 1000, hp, params=PARAMS, device="cpu").to_dict()["train"]
+    cfg = v2_plan.config(spec, "darcy_fc", "ni-fas", 1000, hp, device="cpu").to_dict()["train"]
     assert (cfg["trainer"], cfg["fas"]["smoother"], cfg["schedule"]) == ("fas", "adamw", "cosine")
     assert (cfg["lr"], cfg["fas"]["gamma"], cfg["fas"]["eta"], cfg["fas"]["alpha_m"]) == (2e-3, 0.3, 1.5, 0.4)
     assert (cfg["growth"]["levels"], cfg["growth"]["share"], cfg["weight_decay"]) == (2, 0.3, 0.01)
-    paper = v2_plan.config(spec, "darcy_fc", "fas-sgd-paper", 0, {}, params=PARAMS, device="cpu").to_dict()["train"]
+    paper = v2_plan.config(spec, "darcy_fc", "fas-sgd-paper", 0, {}, device="cpu").to_dict()["train"]
     assert (paper["lr"], paper["schedule"], paper["fas"]["gamma"], paper["weight_decay"]) == (0.01, "constant",
                                                                                            0.125, 1e-6)
 
 
 def test_plan_equal_trials_distinct_seeds_and_equal_budgets():
     spec = presets.build_spec("quick", trials=3, seeds=2)
-    trials = v2_plan.trial_tasks(spec, Path("/o"), STORES, params=PARAMS, device="cpu")
+    trials = v2_plan.trial_tasks(spec, Path("/o"), STORES, device="cpu")
     assert len(trials) == 4 * 6 * 3
-    finals, waiting = v2_plan.all_tasks(spec, Path("/o"), STORES, {}, params=PARAMS, device="cpu")
+    finals, waiting = v2_plan.all_tasks(spec, Path("/o"), STORES, {}, device="cpu")
     assert len(waiting) > 0 and all(t["method"] in ("sgd-paper", "fas-sgd-paper") for t in finals)
-    finals, waiting = v2_plan.all_tasks(spec, Path("/o"), STORES, {}, True, params=PARAMS, device="cpu")
+    finals, waiting = v2_plan.all_tasks(spec, Path("/o"), STORES, {}, True, device="cpu")
     assert not waiting
     main = [t for t in finals if t["group"] == "main"]
     assert len(main) == 4 * 8 * 2
@@ -118,7 +118,7 @@ def test_estimate_counts_training_evaluations_and_growth_share():
 # the search: journal, divergence, resume
 # --------------------------------------------------------------------------
 def _fake_run(calls, fail_at=None):
-    """A stand-in for study.record.run_task: the objective is (log10 lr + 2.5)^2; lr > 0.01 diverges."""
+    """A stand-in for study.core.run_task: the objective is (log10 lr + 2.5)^2; lr > 0.01 diverges."""
 
     def run(task, threads, keep, fp):
         n = int(task["run_id"].rsplit("trial", 1)[1])
@@ -136,7 +136,8 @@ def _fake_run(calls, fail_at=None):
 
 def _job(tmp_path, spec):
     return {"spec": spec, "setup": "darcy_fc", "method": "adamw", "out": tmp_path, "stores": STORES,
-            "params": PARAMS, "device": "cpu", "threads": 1, "fingerprint": "fp", "key": "k"}
+            "device": "cpu", "threads": 1, "fingerprint": "fp",
+            "key": tuning.search_key(spec, "darcy_fc", "adamw", "fp")}
 
 
 def test_search_resumes_a_killed_trial_and_draws_the_same_trials(tmp_path, monkeypatch):
@@ -150,8 +151,8 @@ def test_search_resumes_a_killed_trial_and_draws_the_same_trials(tmp_path, monke
     with pytest.raises(RuntimeError):
         tuning.search(_job(tmp_path / "b", spec))
     journal = tuning.journal_path(tmp_path / "b", "darcy_fc", "adamw")
-    assert journal.exists() and [t["state"] for t in tuning.summary(journal, "darcy_fc/adamw/k", 5)["trials"]] \
-        == ["COMPLETE", "COMPLETE", "RUNNING"]
+    summary = tuning.summary(journal, "darcy_fc/adamw", _job(tmp_path / "b", spec)["key"], 5)
+    assert journal.exists() and [t["state"] for t in summary["trials"]] == ["COMPLETE", "COMPLETE", "RUNNING"]
     resumed = tuning.search(_job(tmp_path / "b", spec))
     assert calls2 == [0, 1, 2, 2, 3, 4]          # finished trials are not run again; the killed one is
     assert [t["params"] for t in resumed["trials"]] == [t["params"] for t in whole["trials"]]
@@ -171,12 +172,12 @@ def test_a_diverged_trial_scores_inf_and_is_never_chosen(tmp_path, monkeypatch):
     assert s["params"]["lr"] <= 0.01
 
 
-def test_search_key_ignores_keys_at_their_legacy_value():
-    cfg = {"train": {"lr": 0.1, "device": "cpu", "growth": {"levels": 1, "share": 0.2}, "fas": {"match": "before"}},
+def test_search_key_ignores_keys_at_their_builtin_default():
+    cfg = {"train": {"lr": 0.1, "device": "cpu", "growth": {"levels": 1, "share": 0.2}, "fas": {"match": "after"}},
            "data": {"stream_order": "global"}}
     older = {"train": {"lr": 0.1, "device": "cuda"}, "data": {}}
-    assert tuning.canonical(cfg) == tuning.canonical(older)
-    assert tuning.canonical({"train": {"lr": 0.1, "fas": {"match": "after"}}}) != tuning.canonical(older)
+    assert run_key(cfg) == run_key(older)
+    assert run_key({"train": {"lr": 0.1, "fas": {"match": "before"}}}) != run_key(older)
 
 
 # --------------------------------------------------------------------------
@@ -187,17 +188,34 @@ def test_a_final_record_is_done_only_with_its_test_scores(tmp_path):
     task = {"dir": str(tmp_path), "config": cfg}
     rec = {"config": cfg, "store_fingerprint": "f", "status": "ok"}
     (tmp_path / "record.json").write_text(json.dumps(rec))
-    assert record.record_is_current(task, "f") and not runs.is_done(task, "f")
+    assert record_is_current(task, "f") and not runs.is_done(task, "f")
     (tmp_path / "record.json").write_text(json.dumps({**rec, "test": {"mse": 1.0}}))
     assert runs.is_done(task, "f")
     (tmp_path / "record.json").write_text(json.dumps({**rec, "status": "diverged", "test": None}))
     assert runs.is_done(task, "f")
 
 
-def test_first_study_configs_ignore_new_defaults_in_params(tmp_path):
+def test_every_committed_search_and_record_is_current():
+    """A resume of ``python -m study.v2`` on the stores the records were trained on finds every search complete
+    and reruns nothing."""
+    from study.core import RESULTS
+    from study.v2 import steps
+
+    out = RESULTS / "v2"
+    spec = presets.build_spec("full")
+    ctx = steps.Context(spec, out, {p: Path("/nonexistent") for p in ("poisson", "darcy")}, None, "cpu", 1, 1)
+    ctx.fps = record_fingerprints(out)
+    summaries = steps.summaries(ctx, spec)
+    assert len(summaries) == 24 and all(s["complete"] for s in summaries.values())
+    tasks, waiting = v2_plan.all_tasks(spec, out, ctx.stores, steps.chosen(ctx, spec), device="cpu")
+    stale = [t["run_id"] for t in tasks if not runs.is_done(t, ctx.fp(spec, t["setup"]))]
+    assert not waiting and len(tasks) == 196 and not stale, (waiting, stale[:5])
+
+
+def test_first_study_configs_ignore_new_defaults_in_params(tmp_path, monkeypatch):
     import yaml
 
-    from study.presets import build_spec
+    from study.v1.presets import build_spec
 
     params = yaml.safe_load(Path(PARAMS).read_text())
     params["train"].update(schedule="cosine", growth={"levels": 2, "share": 0.5, "state": "prolong"},
@@ -205,11 +223,13 @@ def test_first_study_configs_ignore_new_defaults_in_params(tmp_path):
     changed = tmp_path / "params.yaml"
     changed.write_text(yaml.safe_dump(params))
     spec = build_spec("full")
-    a = v1_plan.run_config(spec, "poisson_fc", "sgd", 0, params=PARAMS, device="cpu").to_dict()
-    b = v1_plan.run_config(spec, "poisson_fc", "sgd", 0, params=str(changed), device="cpu").to_dict()
+    a = v1_plan.run_config(spec, "poisson_fc", "sgd", 0, device="cpu").to_dict()
+    monkeypatch.chdir(tmp_path)      # the changed params.yaml where a CLI would look for one
+    b = v1_plan.run_config(spec, "poisson_fc", "sgd", 0, device="cpu").to_dict()
     assert a == b and a["train"]["schedule"] == "constant" and a["train"]["growth"]["levels"] == 1
     assert a["train"]["lr"] == 0.01
-    assert all(o.split("=")[0] in v1_plan.known_keys() for o in v1_plan.pinned_overrides())
+    # the keys the first study set at the values of its time, whatever the defaults now
+    assert a["train"]["fas"]["match"] == "before" and a["data"]["stream_order"] == "global"
 
 
 # --------------------------------------------------------------------------

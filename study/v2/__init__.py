@@ -1,7 +1,7 @@
 """The second study: every method tuned with the same search budget, then compared at equal FLOPs.
 
     python -m study.v2                       # search, final runs, regime map -> results/study/v2/, docs/RESULTS.md
-    python -m study.v2 --estimate            # calibrate and print the expected wall time only
+    python -m study.v2 --estimate            # calibrate, print the expected wall time (and what is done)
     python -m study.v2 --quick               # tiny preset (a few minutes) -> $TMPDIR/fas-study-v2-quick
     python -m study.v2 --setups darcy_fc --jobs 2     # a subset; resumable, skips finished trials and runs
     python -m study.v2 --report-only         # results.json and the report from what has finished
@@ -28,5 +28,6 @@ Modules: :mod:`~study.v2.methods`, :mod:`~study.v2.presets`, :mod:`~study.v2.pla
 :mod:`~study.v2.steps` and :mod:`~study.v2.cli` (the command); reporting --
 :mod:`~study.v2.analysis` (time to target, Moonshot, regime map),
 :mod:`~study.v2.sections`, :mod:`~study.v2.plots`, :mod:`~study.v2.conclusion`,
-:mod:`~study.v2.report`. Layout of ``OUT``: see :mod:`study.v2.plan`.
+:mod:`~study.v2.report`. The rest is the study core, :mod:`study.core`.
+Layout of ``OUT``: see :mod:`study.v2.plan`.
 """

@@ -1,7 +1,7 @@
 """The numbers of the second study's report, from its results file.
 
 * **Readouts** at the full FLOP budget B of a set-up: best validation MSE /
-  L-inf up to B (the first study's :func:`~study.readout.readout`), final
+  L-inf up to B (:func:`study.core.readout`), final
   ones, and the test errors of ``best.pt``. A run that diverged before B
   counts as failed (+inf).
 * **FLOPs to target.** The target of a set-up is the median over seeds of
@@ -28,8 +28,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from study.readout import readout
-from study.stats import paired
+from study.core import paired, readout
 from study.v2.calibrate import rate_keys
 
 MOONSHOT_RATIO, MOONSHOT_SETUPS, MOONSHOT_WORST = 0.7, 3, 1.1

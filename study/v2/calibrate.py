@@ -2,8 +2,8 @@
 
 Each method's runs are built as the study builds them
 (:func:`surrogate.train.build_trainer` on the method's resolved config) and
-timed on random data of the set-up's shapes with the first study's
-machinery (:mod:`study.calibrate`). A rate key names a phase: ``sgd``,
+timed on random data of the set-up's shapes with the core's helpers
+(:mod:`study.core.calibrate`). A rate key names a phase: ``sgd``,
 ``adamw`` (one level), ``fas2-adamw`` (FAS levels and smoother),
 ``grow2-adamw`` (the coarse phase of a nested iteration, per fine-net work
 unit). The FAS rates also give the share of each cycle's FLOPs spent on the
@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any, Mapping
 from unittest import mock
 
-from study.calibrate import _nets, eval_seconds, load_seconds, one_pass, random_data
-from study.v2.methods import optimizer_family
+from study.core import eval_seconds, load_seconds, nets, one_pass, random_data
+from study.v2.methods import family
 from study.v2.plan import config
 
 TEST_EVAL_S = 0.5     # evaluating best.pt on the test split, beyond one evaluation and one store load
@@ -28,7 +28,7 @@ TEST_EVAL_S = 0.5     # evaluating best.pt on the test split, beyond one evaluat
 
 def rate_keys(d: Mapping) -> tuple[str, str | None]:
     """The rate key of a method's main phase, and of its growth phase (None without nested iteration)."""
-    fam = optimizer_family(d)
+    fam = family(d["trainer"], d["smoother"])
     main = f"fas{d['levels']}-{fam}" if d["trainer"] == "fas" else fam
     return main, (f"grow{d['growth']}-{fam}" if d["growth"] > 1 else None)
 
@@ -51,8 +51,7 @@ class _InMemory(dict):
     streamed = False
 
 
-def _trainer(spec: Mapping, setup: str, method: str, data: tuple, layout: Any, dev: Any, params: str | None
-             ) -> tuple[Any, float]:
+def _trainer(spec: Mapping, setup: str, method: str, data: tuple, layout: Any, dev: Any) -> tuple[Any, float]:
     """The trainer of ``method`` as a run builds it, after one warm-up cycle, and the FLOP share of the coarse
     levels in that cycle (read off the work counter)."""
     import torch
@@ -62,7 +61,7 @@ def _trainer(spec: Mapping, setup: str, method: str, data: tuple, layout: Any, d
     from surrogate.multilevel.work import WorkCounter
     from surrogate.train import build_trainer
 
-    cfg = config(spec, setup, method, 0, {}, params=params, device=str(dev))
+    cfg = config(spec, setup, method, 0, {}, device=str(dev))
     torch.manual_seed(0)
     net = make_net(cfg.to_dict()["model"], layout).to(dev)
     X, Y = data
@@ -92,9 +91,9 @@ def calibrate(spec: Mapping, *, params: str | None, device: str, stores: Mapping
     dev = pick_device(device)
     out: dict[str, dict] = {}
     for setup in spec["selected"]:
-        cfg, layout, net0, coarse = _nets(spec, setup, params, device)
+        cfg, layout, net0, coarse = nets(spec, setup, params, device)
         data = random_data(spec, setup, layout, dev)
-        built = {key: _trainer(spec, setup, m, data, layout, dev, params) for key, (m, _) in _probes(spec).items()}
+        built = {key: _trainer(spec, setup, m, data, layout, dev) for key, (m, _) in _probes(spec).items()}
         rates = {key: math.inf for key in built}
         for _ in range(repeats):
             for key, (tr, _) in built.items():

@@ -7,21 +7,25 @@ generate`` when missing), a calibration that prints the expected wall time,
 then every unfinished search (one Optuna journal per set-up and method),
 then every final and regime-map run whose record is missing or stale, then
 ``OUT/results.json`` and the report (``--docs``/RESULTS.md + PNGs). Each
-step skips what is done, so a killed call resumes where it stopped.
+step skips what is done, so a killed call resumes where it stopped; a
+record is done when it is current for its run (:mod:`study.core.runkey`),
+a search when its journal holds a study with its key
+(:mod:`study.v2.tuning`). ``--estimate`` also says how much is done when the
+stores exist; ``--report-only`` needs them (a record is current only for
+the store it was trained on) -- ``python -m study.v2.report`` writes the
+report from an existing ``results.json`` alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 import tempfile
 from pathlib import Path
 
-from study.runner import ROOT, _lock, _rel, ensure_store
+from study.core import ROOT, STORES, command_line, edition_dir, ensure_store, hold_lock, relative, store_fingerprint
 
-DEFAULT_OUT = ROOT / "results" / "study" / "v2"
 PROG = "python -m study.v2"
 
 
@@ -32,10 +36,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None,
                    help="study directory (default: results/study/v2 ; quick: $TMPDIR/fas-study-v2-quick)")
     p.add_argument("--docs", default=None, help="where RESULTS.md and the PNGs go (default: docs/ ; quick: OUT/docs)")
-    p.add_argument("--data", default=None, help="directory of the stores (default: results/study/data, the first "
-                   "study's ; quick: OUT/data)")
-    p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params.yaml for the generators and "
-                   "defaults (every knob that the comparison depends on is set explicitly)")
+    p.add_argument("--data", default=None, help="directory of the stores (default: results/study/data, shared "
+                   "with the first study ; quick: OUT/data)")
+    p.add_argument("--params", default=str(ROOT / "params.yaml"), help="params.yaml for the generators (the PDE "
+                   "families and the grid); the runs' training configs are the study's own and do not read it")
     p.add_argument("--setups", nargs="+", default=None, metavar="SETUP", help="search and run only these "
                    "set-ups (poisson_fc poisson_cnn darcy_fc darcy_cnn); the report covers all finished ones")
     p.add_argument("--trials", type=int, default=None, help="trials per tuned method (default: the preset's, "
@@ -48,31 +52,38 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None, help="torch threads per process (default: CPUs / jobs)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "auto"], help="training device (default cpu)")
     p.add_argument("--estimate", action="store_true", help="calibrate, print the expected wall time of the whole "
-                   "preset and stop (with --report-only: then write the report)")
+                   "preset (and, when the stores exist, what is done) and stop (with --report-only: then write "
+                   "the report)")
     p.add_argument("--report-only", action="store_true", help="train nothing: write results.json and the report "
-                   "from the finished searches and runs")
+                   "from the finished searches and runs (needs the stores)")
     p.add_argument("--no-report", action="store_true", help="do not write RESULTS.md / PNGs")
     p.add_argument("--keep-models", action="store_true", help="keep the final runs' model and checkpoint files")
     return p
 
 
 def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
+    """``--out``, ``--docs`` and ``--data`` with their defaults."""
     out = Path(args.out) if args.out else (Path(tempfile.gettempdir()) / "fas-study-v2-quick" if args.quick
-                                           else DEFAULT_OUT)
+                                           else edition_dir("v2"))
     docs = Path(args.docs) if args.docs else (out / "docs" if args.quick else ROOT / "docs")
-    data = Path(args.data) if args.data else (out / "data" if args.quick else ROOT / "results" / "study" / "data")
+    data = Path(args.data) if args.data else (out / "data" if args.quick else STORES)
     return out, docs, data
 
 
-def _fingerprint(path: Path) -> str | None:
-    """The store's fingerprint, None when it is missing or incomplete."""
-    from surrogate.dataset import open_store
+def _stores_for_report(ctx, stores: dict[str, Path]) -> None:
+    """Stop with a one-line message (before anything is written) when a store the report reads is missing."""
+    missing = [str(stores[p]) for p, fp in ctx.fps.items() if fp is None]
+    if missing:
+        raise SystemExit(f"study v2: --report-only: {', '.join(missing)} missing or unfinished; a record is "
+                         "current only for the store it was trained on (python -m study.v2 makes the stores; "
+                         "python -m study.v2.report writes the report from an existing results.json)")
 
-    try:
-        st = open_store(path)
-        return st.fingerprint() if st.n_done == st.n_total else None
-    except Exception:  # noqa: BLE001 - a missing or unfinished store has no runs to read
-        return None
+
+def _report(results: dict, out: Path, docs: Path) -> None:
+    from study.v2.report import build_report, report_command
+
+    info = build_report(results, docs, report_command=report_command(relative(out / "results.json"), relative(docs)))
+    print(f"study v2: report -> {info['results_md']} ({len(info['pngs'])} plots)", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -88,39 +99,33 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     torch.set_num_threads(threads)
-    from study.plan import known_keys
-
-    if "train.fas.match" not in known_keys():
-        raise SystemExit("study v2: this trainer has no train.fas.match (HEM matching after pre-smoothing), "
-                         "which every run of the study sets")
     preset = "quick" if args.quick else "full"
     spec = build_spec(preset, setups=args.setups, trials=args.trials, seeds=args.seeds, match=args.fas_match)
     stores = {prob: data / f"{prob}.zarr" for prob in ("poisson", "darcy")}
     ctx = steps.Context(spec, out, stores, params, args.device, threads, jobs)
     train = not (args.estimate or args.report_only)
-    lock = _lock(out) if train else None  # noqa: F841 - held until the process exits
+    lock = hold_lock(out) if train else None  # noqa: F841 - held until the process exits
     if train:
         data.mkdir(parents=True, exist_ok=True)
         for prob in sorted({spec["setups"][s]["problem"] for s in spec["selected"]}):
             ensure_store(prob, stores[prob], spec["data"][prob], spec["data_seed"], params)
-    ctx.fps = {prob: _fingerprint(path) for prob, path in stores.items()}
+    ctx.fps = {prob: store_fingerprint(path) for prob, path in stores.items()}
+    if args.report_only:
+        _stores_for_report(ctx, stores)
     ctx.level1()
     if args.estimate or train:
         ctx.calibrate()
+    if args.estimate and all(ctx.fps.values()):
+        steps.status(ctx)
     if args.estimate and not args.report_only:
         return 0
     failures = steps.search_all(ctx) + steps.run_all(ctx) if train else []
-    command = " ".join([PROG] + [shlex.quote(a) for a in argv])
     results = steps.write_results(ctx, build_spec(preset, trials=args.trials, seeds=args.seeds,
-                                                  match=args.fas_match), command)
+                                                  match=args.fas_match), command_line(PROG, argv))
     if not args.no_report:
-        from study.v2.report import build_report, report_command
-
-        info = build_report(results, docs, report_command=report_command(_rel(out / "results.json"), _rel(docs)))
-        print(f"study v2: report -> {info['results_md']} ({len(info['pngs'])} plots)", file=sys.stderr)
+        _report(results, out, docs)
     if failures:
         print(f"study v2: {len(failures)} job(s) failed with an error (not divergence): "
               f"{', '.join(failures)}; rerun the same command to retry them", file=sys.stderr)
         return 1
     return 0
-

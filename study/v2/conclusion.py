@@ -5,9 +5,7 @@ from __future__ import annotations
 import math
 from typing import Mapping
 
-from study.conclusion import regime_cells
-from study.stats import LEVEL
-from study.text import verdict_counts
+from study.core import LEVEL, regime_cells, verdict_counts
 from study.v2.analysis import MOONSHOT_RATIO, MOONSHOT_SETUPS, MOONSHOT_WORST, Results
 from study.v2.sections import summary_numbers
 

@@ -1,6 +1,6 @@
 """The second study's runs: tuning trials, final runs (5 seeds, test split) and the regime map.
 
-Layout under ``OUT`` (default ``results/study/v2``)::
+Layout under ``OUT`` (default ``results/study/v2``; the stores are ``results/study/data``)::
 
     tuning/<setup>/<method>.journal     Optuna journal of the search (text, committed)
     trials/<setup>/<method>/trial<k>/   a trial's training dir while it runs (deleted after)
@@ -10,19 +10,22 @@ Layout under ``OUT`` (default ``results/study/v2``)::
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Mapping
 
-from study.plan import make_task, run_config
-from study.v2.methods import overrides
+from study.core import Setup, make_task
+from study.v2.presets import METHODS
 
 
-def config(spec: Mapping, setup: str, method: str, seed: int, hp: Mapping[str, float], *, params: str | None,
-           device: str, n_train: int | None = None) -> Any:
-    """The resolved config of one run of ``method`` with hyperparameters ``hp``."""
-    s, d = spec["setups"][setup], spec["method_defs"][method]
-    extra = overrides(d, hp, s["weight_decay"], spec.get("fas_match"))
-    return run_config(spec, setup, method, seed, params=params, device=device, n_train=n_train, extra=extra)
+def config(spec: Mapping, setup: str, method: str, seed: int, hp: Mapping[str, float], *, device: str,
+           n_train: int | None = None) -> Any:
+    """The :class:`~surrogate.config.RunConfig` of one run of ``method`` with hyperparameters ``hp``: the
+    set-up's (:class:`study.core.Setup`) with the method applied (:meth:`study.v2.methods.Method.train`)."""
+    cfg = Setup.from_spec(spec, setup).run(seed=seed, device=device, n_train=n_train)
+    train = METHODS[method].train(cfg.train, hp, setup_wd=spec["setups"][setup]["weight_decay"],
+                                  match=spec["fas_match"])
+    return dataclasses.replace(cfg, train=train)
 
 
 def _task(spec: Mapping, run_id: str, setup: str, method: str, seed: int, group: str, hp: Mapping, run_dir: Path,

@@ -8,7 +8,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from study.plots import _curve_on_grid, plot_regime
+from study.core import curve_on_grid, plot_regime
 from study.v2.analysis import REGIME_PANELS, Results
 
 COLORS = {"sgd-paper": "0.55", "sgd": "k", "adamw": "tab:red", "fas-sgd-paper": "tab:cyan", "fas-sgd": "tab:blue",
@@ -19,7 +19,7 @@ PANELS = (("FAS cycles", lambda d: d["trainer"] == "fas" and d["growth"] == 1),
 
 def _band(ax: Any, grid: np.ndarray, runs: list, key: str, color: str, label: str, band: bool) -> None:
     """Mean over seeds (line) and, with ``band``, the min-max band of curve ``key``."""
-    Y = _curve_on_grid(runs, key, grid)
+    Y = curve_on_grid(runs, key, grid)
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)   # all-NaN columns outside a run's curve
         mean, lo, hi = np.nanmean(Y, axis=0), np.nanmin(Y, axis=0), np.nanmax(Y, axis=0)

@@ -1,9 +1,9 @@
 """The second study's presets: set-up sizes, the search budget, final seeds and the regime map.
 
-Sizes are in the first study's format (:data:`study.presets.PRESETS`), so
-its sizes paragraph describes them; ``tuning`` is the search: ``trials`` per
-tuned method (the same for every method), ``startup`` random trials before
-TPE, ``seed`` the training seed of every trial (the final runs use seeds
+Sizes are the first study's (:data:`study.core.SIZES`), so the core's sizes
+paragraph describes them; ``tuning`` is the search: ``trials`` per tuned
+method (the same for every method), ``startup`` random trials before TPE,
+``seed`` the training seed of every trial (the final runs use seeds
 0..``seeds``-1).
 """
 
@@ -12,9 +12,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from study.presets import DATA, SETUPS, paper_arch, split_sizes
-from study.presets import PRESETS as V1
-from study.v2.methods import method_defs, space_of, variant
+from study.core import DATA, SIZES, describe_setups
+from study.v2.methods import Method, main_methods, variant
 
 BASELINE = "adamw"
 TUNING_SEED = 1000           # training seed of every tuning trial; the final runs use 0, 1, ...
@@ -27,32 +26,34 @@ REGIME_METHODS = ["adamw", "fas-adamw", "fas-adamw-l3", "ni-adamw", "ni-adamw-l3
 PRESETS: dict[str, dict[str, Any]] = {
     "full": {
         **DATA,
-        **{k: V1["full"][k] for k in ("data", "seeds", "eval_train_samples")},   # the first study's stores
+        **{k: SIZES["full"][k] for k in ("data", "seeds", "eval_train_samples")},   # the first study's stores
         "tuning": {"trials": 16, "startup": 8, "seed": TUNING_SEED},
         # the first study's set-ups, Poisson FC at 1,500 instead of 10,000 work units
-        "setups": {**V1["full"]["setups"],
-                   "poisson_fc": {**V1["full"]["setups"]["poisson_fc"], "budget_wu": 1500, "eval_every_wu": 25}},
+        "setups": {**SIZES["full"]["setups"],
+                   "poisson_fc": {**SIZES["full"]["setups"]["poisson_fc"], "budget_wu": 1500, "eval_every_wu": 25}},
         "regime": {"setup": "darcy_fc", "n_train": [100, 400], "seeds": 3, "methods": REGIME_METHODS},
     },
     "quick": {
         "smoke_test": True,
         **DATA,
-        **{k: V1["quick"][k] for k in ("data", "eval_train_samples")},
+        **{k: SIZES["quick"][k] for k in ("data", "eval_train_samples")},
         "seeds": 2,
         "tuning": {"trials": 2, "startup": 2, "seed": TUNING_SEED},
-        "setups": {name: {**setup, **QUICK} for name, setup in V1["quick"]["setups"].items()},
+        "setups": {name: {**setup, **QUICK} for name, setup in SIZES["quick"]["setups"].items()},
         "regime": {"setup": "darcy_fc", "n_train": [80], "seeds": 2, "methods": REGIME_METHODS},
     },
 }
 
 
-def _defs() -> dict[str, dict]:
-    defs = method_defs()
+def methods() -> dict[str, Method]:
+    """Every method by name: the main ones in report order, then the regime-map variants."""
+    out = main_methods()
     for name, base, levels, growth in REGIME_VARIANTS:
-        defs[name] = variant(defs, base, levels=levels, growth=growth)
-    for d in defs.values():
-        d["space"] = space_of(d)
-    return defs
+        out[name] = variant(out, base, levels=levels, growth=growth)
+    return out
+
+
+METHODS = methods()
 
 
 def build_spec(preset_name: str, *, setups: list[str] | None = None, trials: int | None = None,
@@ -66,18 +67,10 @@ def build_spec(preset_name: str, *, setups: list[str] | None = None, trials: int
     if seeds is not None:
         spec["seeds"] = int(seeds)
         spec["regime"]["seeds"] = min(spec["regime"]["seeds"], int(seeds))
-    spec["method_defs"] = _defs()
-    spec["methods"] = [m for m in spec["method_defs"] if "tuned_from" not in spec["method_defs"][m]]
-    spec["setups"] = {name: {**SETUPS[name], **sizes} for name, sizes in spec["setups"].items()}
-    for name, s in spec["setups"].items():
-        s["paper_arch"] = paper_arch(name)
-        s["n_samples"] = spec["data"][s["problem"]]
-        s["n_train"], s["n_val"] = split_sizes(s["n_samples"], spec["split"])
+    spec["method_defs"] = {name: m.spec() for name, m in METHODS.items()}
+    spec["methods"] = [name for name, m in METHODS.items() if m.tuned_from is None]
+    describe_setups(spec, setups)
     spec["regime"]["budget_wu"] = spec["setups"][spec["regime"]["setup"]]["budget_wu"]
-    spec["selected"] = list(setups) if setups else list(spec["setups"])
-    bad = [s for s in spec["selected"] if s not in spec["setups"]]
-    if bad:
-        raise SystemExit(f"--setups: unknown set-up(s) {', '.join(bad)} (allowed: {', '.join(spec['setups'])})")
     return spec
 
 

@@ -1,6 +1,6 @@
 """A final or regime-map run of the second study: the first study's record plus the test split.
 
-The record (``record.json``, :func:`study.record.run_task`) gains ``hp`` (the
+The record (``record.json``, :func:`study.core.run_task`) gains ``hp`` (the
 tuned settings it ran with), ``test`` (MSE, L-inf and relative L2 of
 ``best.pt`` on the store's test split, :func:`surrogate.evaluate.evaluate`)
 and, for nested iteration, ``grow_val_mse``/``grow_val_linf``: the curve's
@@ -16,8 +16,7 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
-from study.pool import guarded
-from study.record import record_is_current, round_floats, run_task
+from study.core import guarded, record_is_current, round_floats, run_task
 
 MASKED = ("val_mse", "val_linf", "aux_val_mse", "aux_val_linf", "train_mse", "train_linf", "train_loss")
 
@@ -69,7 +68,7 @@ def worker(args: tuple) -> tuple[str, dict | None, str | None]:
 
 
 def is_done(task: Mapping, fingerprint: str) -> bool:
-    """A current record (:func:`study.record.record_is_current`) that has its test scores."""
+    """A current record (:func:`study.core.record_is_current`) that has its test scores."""
     if not record_is_current(task, fingerprint):
         return False
     rec = json.loads((Path(task["dir"]) / "record.json").read_text())

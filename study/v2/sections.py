@@ -6,8 +6,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from study.stats import LEVEL, mean_sd
-from study.text import count, fmt, fmt_ms, fmt_pair, rel_verdict, table
+from study.core import LEVEL, count, fmt, fmt_ms, fmt_pair, mean_sd, rel_verdict, table
 from study.v2.analysis import MOONSHOT_RATIO, REGIME_PANELS, Results, median
 
 READOUTS = (("best_mse", "val MSE"), ("best_linf", "val L∞"), ("test_mse", "test MSE"), ("test_linf", "test L∞"))

@@ -9,10 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from study.pool import guarded, run_pool
-from study.readout import readout
-from study.record import round_floats, write_json
-from study.text import fmt
+from study.core import fmt, guarded, level1_cost, readout, round_floats, run_pool, write_json
 from study.v2 import runs, tuning
 from study.v2.plan import all_tasks, trial_tasks
 from study.v2.presets import tuned_methods
@@ -38,12 +35,11 @@ class Context:
 
     @property
     def ctx(self) -> dict:
-        return {"params": self.params, "device": self.device}
+        """What the plan's functions take besides the spec: the training device."""
+        return {"device": self.device}
 
     def level1(self) -> None:
         """The FLOP cost of a half-width pass of every set-up (the report's set-up table)."""
-        from study.calibrate import level1_cost
-
         for setup in self.spec["setups"]:
             self.spec["setups"][setup]["flops_ratio_level1"] = level1_cost(self.spec, setup, self.params)
 
@@ -67,8 +63,8 @@ def _searches(c: Context, spec: Mapping) -> list[dict]:
             continue
         for m in tuned_methods(spec):
             jobs.append({"spec": spec, "setup": setup, "method": m, "out": c.out, "stores": c.stores,
-                         "params": c.params, "device": c.device, "threads": c.threads, "fingerprint": fp,
-                         "key": tuning.search_key(spec, setup, m, fp, params=c.params)})
+                         "device": c.device, "threads": c.threads, "fingerprint": fp,
+                         "key": tuning.search_key(spec, setup, m, fp)})
     return jobs
 
 
@@ -77,7 +73,7 @@ def summaries(c: Context, spec: Mapping) -> dict[str, dict]:
     out = {}
     for job in _searches(c, spec):
         s = tuning.summary(tuning.journal_path(c.out, job["setup"], job["method"]),
-                           f"{job['setup']}/{job['method']}/{job['key']}", spec["tuning"]["trials"])
+                           f"{job['setup']}/{job['method']}", job["key"], spec["tuning"]["trials"])
         if s is not None:
             out[f"{job['setup']}/{job['method']}"] = s
     return out
@@ -92,10 +88,37 @@ def tune_worker(job: Mapping) -> tuple[str, Any, str | None]:
     return guarded(tuning.search, f"{job['setup']}/{job['method']}", job)
 
 
+def _searches_todo(c: Context) -> tuple[list[dict], list[dict]]:
+    """The searches of the selection and those not complete."""
+    have = summaries(c, c.spec)
+    jobs = _searches(c, c.spec)
+    return jobs, [j for j in jobs if not (have.get(f"{j['setup']}/{j['method']}") or {}).get("complete")]
+
+
+def _runs_todo(c: Context) -> tuple[list[dict], list[dict], list[str]]:
+    """The final and regime-map runs whose search is done, those without a current record, and what waits for
+    its search."""
+    tasks, waiting = all_tasks(c.spec, c.out, c.stores, chosen(c, c.spec), **c.ctx)
+    todo = [t for t in tasks if c.fp(c.spec, t["setup"]) and not runs.is_done(t, c.fp(c.spec, t["setup"]))]
+    return tasks, todo, waiting
+
+
+def _runs_line(tasks: list[dict], todo: list[dict], waiting: list[str]) -> str:
+    return (f"study v2: {len(tasks) - len(todo)} of {len(tasks)} runs done; {len(todo)} to run"
+            + (f"; waiting for their search: {', '.join(waiting)}" if waiting else ""))
+
+
+def status(c: Context) -> None:
+    """Print what a resume would do: searches to finish, runs done and to run (nothing is trained)."""
+    jobs, todo = _searches_todo(c)
+    print(f"study v2: {len(jobs) - len(todo)} of {len(jobs)} searches complete; {len(todo)} to finish",
+          file=sys.stderr)
+    print(_runs_line(*_runs_todo(c)), file=sys.stderr)
+
+
 def search_all(c: Context) -> list[str]:
     """Finish every search of the selection; return the ones that failed."""
-    have = summaries(c, c.spec)
-    todo = [j for j in _searches(c, c.spec) if not (have.get(f"{j['setup']}/{j['method']}") or {}).get("complete")]
+    _, todo = _searches_todo(c)
     print(f"study v2: {len(todo)} searches to finish ({c.spec['tuning']['trials']} trials each)", file=sys.stderr)
     failures: list[str] = []
 
@@ -114,10 +137,8 @@ def search_all(c: Context) -> list[str]:
 
 def run_all(c: Context) -> list[str]:
     """Every final and regime-map run of the selection whose search is done; return the failures."""
-    tasks, waiting = all_tasks(c.spec, c.out, c.stores, chosen(c, c.spec), **c.ctx)
-    todo = [t for t in tasks if c.fp(c.spec, t["setup"]) and not runs.is_done(t, c.fp(c.spec, t["setup"]))]
-    print(f"study v2: {len(tasks) - len(todo)} of {len(tasks)} runs done; {len(todo)} to run"
-          + (f"; waiting for their search: {', '.join(waiting)}" if waiting else ""), file=sys.stderr)
+    tasks, todo, waiting = _runs_todo(c)
+    print(_runs_line(tasks, todo, waiting), file=sys.stderr)
     failures: list[str] = []
 
     def done(run_id: str, rec: dict | None, err: str | None) -> None:

@@ -1,13 +1,19 @@
 """The equal-budget search: one Optuna study per (set-up, method) in a journal file that resumes.
 
 * Storage: ``JournalStorage(JournalFileBackend(OUT/tuning/<setup>/<method>.journal))``,
-  plain text, committed. The study's name carries a key of everything the
-  search depends on (the config without the tuned keys, the store, the
-  space, the tuning seed, the number of random start-up trials): a search
-  made for other settings stays in the file and is not reused.
+  plain text, committed.
+* A search's key (:func:`search_key`, kept as the study's user attribute
+  ``key``) holds everything the search depends on: the config of a trial at
+  the untuned settings without the tuned keys, the space, the store
+  fingerprint, the tuning seed and the number of random start-up trials. A
+  study of the journal is this search when its key matches: the configs by
+  the run-key rule (:mod:`study.core.runkey`: a key added since with its
+  built-in default still matches), the rest exactly. A search made for other
+  settings stays in the file and is not reused; a new study is named
+  ``<setup>/<method>/<digest of its key>``.
 * Sampler: TPE after ``startup`` random trials, seeded afresh for every
-  trial from (set-up, method, trial number), so a resumed search draws the
-  same trials as one that ran through.
+  trial from the study's name and the trial number, so a resumed search
+  draws the same trials as one that ran through.
 * A trial trains at the full FLOP budget with the tuning seed; its value is
   the best validation MSE of the fine net up to the budget. A diverged trial scores +inf; a
   trial whose process was killed is still RUNNING in the journal and is
@@ -25,9 +31,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
-from study.plan import _flat
-from study.readout import readout
-from study.record import LEGACY_VALUES, _comparable, run_task
+from study.core import flatten, readout, run_task, same_run
 from study.v2.methods import KEYS, suggest
 from study.v2.plan import config, trial_task
 from study.v2.runs import mask_growth
@@ -39,20 +43,26 @@ def journal_path(out: Path, setup: str, method: str) -> Path:
     return Path(out) / "tuning" / setup / f"{method}.journal"
 
 
-def canonical(cfg: Mapping) -> dict[str, Any]:
-    """A config as flat keys, without where it ran and without keys at their legacy value."""
-    legacy = _flat(LEGACY_VALUES)
-    return {k: v for k, v in sorted(_flat(_comparable(dict(cfg))).items()) if legacy.get(k, object()) != v}
-
-
-def search_key(spec: Mapping, setup: str, method: str, fingerprint: str, *, params: str | None) -> str:
-    """A short hash of everything the search of (``setup``, ``method``) depends on."""
+def search_key(spec: Mapping, setup: str, method: str, fingerprint: str | None) -> dict[str, Any]:
+    """Everything the search of (``setup``, ``method``) depends on, as JSON (see the module docstring)."""
     d = spec["method_defs"][method]
-    cfg = canonical(config(spec, setup, method, spec["tuning"]["seed"], {}, params=params, device="cpu").to_dict())
+    cfg = flatten(config(spec, setup, method, spec["tuning"]["seed"], {}, device="cpu").to_dict())
     tuned = {KEYS[k] for k in d["space"]}
-    what = {"config": {k: v for k, v in cfg.items() if k not in tuned}, "space": d["space"], "store": fingerprint,
-            "seed": spec["tuning"]["seed"], "startup": spec["tuning"]["startup"]}
-    return hashlib.sha1(json.dumps(what, sort_keys=True, default=str).encode()).hexdigest()[:10]
+    key = {"config": {k: v for k, v in cfg.items() if k not in tuned}, "space": d["space"], "store": fingerprint,
+           "seed": spec["tuning"]["seed"], "startup": spec["tuning"]["startup"]}
+    return json.loads(json.dumps(key))
+
+
+def same_search(a: Any, b: Mapping) -> bool:
+    """Whether a study's stored key ``a`` is the search ``b``: configs by the run-key rule, the rest exactly."""
+    if not (isinstance(a, Mapping) and isinstance(a.get("config"), Mapping)):
+        return False
+    rest = [{k: v for k, v in key.items() if k != "config"} for key in (a, b)]
+    return rest[0] == rest[1] and same_run(a["config"], b["config"])
+
+
+def _digest(key: Mapping) -> str:
+    return hashlib.sha1(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _storage(path: Path):
@@ -72,18 +82,23 @@ def _sampler(name: str, number: int, startup: int):
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup, multivariate=True)
 
 
-def open_study(path: Path, name: str, sampler: Any = None, create: bool = True):
-    """The study ``name`` of the journal at ``path`` (None when it does not exist and ``create`` is off)."""
+def find_study(path: Path, prefix: str, key: Mapping, create: bool = False):
+    """The study of the journal at ``path`` named ``prefix/...`` whose key is ``key`` (:func:`same_search`);
+    a new one with ``create``, else None."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not create and not path.exists():
         return None
     storage = _storage(path)
-    if name in {s.study_name for s in storage.get_all_studies()}:
-        return optuna.load_study(study_name=name, storage=storage, sampler=sampler)
-    return optuna.create_study(study_name=name, storage=storage, direction="minimize", sampler=sampler) \
-        if create else None
+    for s in storage.get_all_studies():
+        if s.study_name.startswith(prefix + "/") and same_search(s.user_attrs.get("key"), key):
+            return optuna.load_study(study_name=s.study_name, storage=storage)
+    if not create:
+        return None
+    study = optuna.create_study(study_name=f"{prefix}/{_digest(key)}", storage=storage, direction="minimize")
+    study.set_user_attr("key", dict(key))
+    return study
 
 
 def _set_attrs(path: Path, name: str, number: int, attrs: Mapping[str, Any]) -> None:
@@ -104,7 +119,7 @@ def _run_trial(study: Any, job: Mapping, path: Path, number: int, hp: Mapping[st
     from optuna.trial import TrialState
 
     task = trial_task(job["spec"], job["out"], job["stores"], job["setup"], job["method"], number, hp,
-                      params=job["params"], device=job["device"])
+                      device=job["device"])
     rec = run_task(task, job["threads"], False, job["fingerprint"])
     value = _objective(rec)
     _set_attrs(path, study.study_name, number, {"status": rec["status"], "wall_s": rec["wall_s"],
@@ -121,32 +136,37 @@ def _run_trial(study: Any, job: Mapping, path: Path, number: int, hp: Mapping[st
 
 
 def search(job: Mapping) -> dict:
-    """Run the missing trials of one search (``job``: spec, setup, method, out, stores, params, device,
-    threads, fingerprint, key); return its :func:`summary`."""
+    """Run the missing trials of one search (``job``: spec, setup, method, out, stores, device, threads,
+    fingerprint, key); return its :func:`summary`."""
+    import optuna
+
     spec, setup, method = job["spec"], job["setup"], job["method"]
-    path, name = journal_path(job["out"], setup, method), f"{setup}/{method}/{job['key']}"
+    path, prefix = journal_path(job["out"], setup, method), f"{setup}/{method}"
     space, T, startup = spec["method_defs"][method]["space"], spec["tuning"]["trials"], spec["tuning"]["startup"]
-    study = open_study(path, name)
+    study = find_study(path, prefix, job["key"], create=True)
+    name = study.study_name
     for t in study.trials:  # killed before they were told (the study lock rules out another process)
         if t.state.name == "RUNNING" and t.number < T:
             _run_trial(study, job, path, t.number, t.params)
     while len(study.trials) < T:
-        study = open_study(path, name, _sampler(name, len(study.trials), startup))
+        study = optuna.load_study(study_name=name, storage=_storage(path),
+                                  sampler=_sampler(name, len(study.trials), startup))
         trial = study.ask()
         _run_trial(study, job, path, trial.number, suggest(trial, space))
-    return summary(path, name, T)
+    return summary(path, prefix, job["key"], T)
 
 
-def summary(path: Path, name: str, trials: int) -> dict | None:
-    """The first ``trials`` trials of a search and the chosen one (None until they are all finished)."""
-    study = open_study(path, name, create=False)
+def summary(path: Path, prefix: str, key: Mapping, trials: int) -> dict | None:
+    """The first ``trials`` trials of a search and the chosen one (None while it has no study)."""
+    study = find_study(path, prefix, key)
     if study is None:
         return None
     rows = [{"number": t.number, "state": t.state.name, "value": t.value, "params": t.params,
              **{k: t.user_attrs.get(k) for k in ("status", "wall_s", "seed")}}
             for t in sorted(study.trials, key=lambda t: t.number) if t.number < trials]
     done = [r for r in rows if r["state"] in DONE]
-    out = {"name": name, "journal": "/".join(path.parts[-3:]), "trials": rows, "n_done": len(done), "complete": len(done) >= trials}
+    out = {"name": study.study_name, "journal": "/".join(path.parts[-3:]), "trials": rows, "n_done": len(done),
+           "complete": len(done) >= trials}
     scored = [r for r in done if r["state"] == "COMPLETE"]
     if out["complete"] and scored:
         best = min(scored, key=lambda r: (r["value"], r["number"]))

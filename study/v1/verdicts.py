@@ -1,10 +1,11 @@
-"""Every paired comparison of the study: FAS runs against the baselines, and the regime map's cells."""
+"""Every paired comparison of the first study: FAS runs against the baselines, and the regime map's cells."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from study.readout import Study, curve_key, readout
+from study.core import curve_key, readout
+from study.v1.index import Study
 
 BASELINES = ("sgd", "adam")
 BASE_NAME = {"sgd": "SGD", "adam": "Adam"}

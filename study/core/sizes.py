@@ -1,7 +1,7 @@
 """The report's **Sizes** paragraph, generated from a preset's values and the paper's set-ups.
 
 Every number in it comes from the study's spec (the preset as run), its
-calibration and :data:`study.presets.PAPER_SETUPS`; a set-up "runs at the
+calibration and :data:`study.core.paper.PAPER_SETUPS`; a set-up "runs at the
 paper's size" only where its network, samples and budget are the paper's.
 """
 
@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-from study.presets import PAPER_SETUPS, net_name
-from study.text import count
+from study.core.paper import PAPER_SETUPS, net_name
+from study.core.text import count
 
 TARGETS = {"darcy": "target the outflow QoI Q"}
 

@@ -1,33 +1,15 @@
-"""The report's generated prose: the conclusion drawn from the verdicts, and how regime-map cells are named."""
+"""The first study's generated prose: the conclusion drawn from the verdicts."""
 
 from __future__ import annotations
 
 import math
 from typing import Mapping, Sequence
 
-from study.readout import Study
-from study.stats import LEVEL
-from study.text import fmt, verdict_counts
-from study.verdicts import BASE_NAME, BASELINES, METRIC_NAME, METRICS, baselines
+from study.core import LEVEL, fmt, regime_cells, verdict_counts
+from study.v1.index import Study
+from study.v1.verdicts import BASE_NAME, BASELINES, METRIC_NAME, METRICS, baselines
+
 PAPER_COARSE_COST = 0.25   # the paper's cost of a level-1 pass relative to the fine net (4^-l)
-
-
-def regime_cells(reg: Sequence[Mapping], verdict: str) -> str:
-    """The regime-map cells with ``verdict``, whole training-set sizes or FAS runs named once."""
-    hit = [v for v in reg if v["verdict"] == verdict]
-    if not hit:
-        return "no cell"
-    if len(hit) == len(reg):
-        return f"all {len(reg)} cells"
-    parts = []
-    for n in dict.fromkeys(v["n_train"] for v in reg):
-        row, row_hit = [v for v in reg if v["n_train"] == n], [v for v in hit if v["n_train"] == n]
-        if row_hit and len(row_hit) == len(row):
-            parts.append(f"every cell at {n} samples")
-            continue
-        for v in row_hit:
-            parts.append(f"{n} samples / {v['fas']} ({v['panel'].replace('_', ' ').replace('mse', 'MSE')})")
-    return ", ".join(parts)
 
 
 def _item(v: Mapping) -> str:
@@ -199,7 +181,7 @@ def _regime(verdicts: Mapping) -> list[str]:
 
 
 def conclusion(study: Study, verdicts: Mapping) -> list[str]:
-    """The conclusion's paragraphs, every statement counted from ``verdicts`` (:func:`study.report.build_report`)."""
+    """The conclusion's paragraphs, every statement counted from ``verdicts`` (:func:`study.v1.report.build_report`)."""
     vs = _Verdicts(study, verdicts)
     out = ["Verdicts below are for the best validation values (the paper's tables), first under FLOP "
            "accounting (the study's budget), then what changes under the paper's accounting. \"fasL\" is the "

@@ -1,14 +1,14 @@
-"""One run of the study: train it (resuming from its checkpoint) and write its ``record.json``.
+"""One run of a study: the task the plan makes, its training (resuming from its checkpoint) and its record.
 
-A record holds the run's identity, status, work and wall time, the
-training summary, the store fingerprint, the config and the ``curve``: the
+A record (``record.json``) holds the run's identity, status, work and wall
+time, the training summary, the store fingerprint, the resolved config (what
+:func:`study.core.runkey.record_is_current` compares) and the ``curve``: the
 run's evaluations as columns (``step``, ``wu_flops``, ``wu_paper``,
 ``val_mse``, ``val_linf``, ``aux_val_*``, ``train_*``, ``train_loss``).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -17,11 +17,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from study.pool import guarded
-
-# config keys that do not change what a run means: where it ran, and the (default) Darcy target under its
-# old and new names, which the study no longer sets explicitly
-IGNORED_KEYS = {"train": ("device",), "data": ("darcy_target", "target")}
+from study.core.pool import guarded
 
 
 def round_floats(obj: Any, digits: int = 7) -> Any:
@@ -78,46 +74,19 @@ def curve_from_history(history: list[Mapping]) -> dict[str, list]:
     return curve
 
 
-def _comparable(cfg: Any) -> Any:
-    """A run's config without :data:`IGNORED_KEYS`."""
-    if not isinstance(cfg, dict):
-        return cfg
-    cfg = copy.deepcopy(cfg)
-    for section, keys in IGNORED_KEYS.items():
-        for key in keys:
-            cfg.get(section, {}).pop(key, None)
-    return cfg
+def make_task(run_id: str, setup: str, method: str, seed: int, group: str, n_train: int, budget_wu: float,
+              run_dir: Path, store: Path, cfg: Any) -> dict:
+    """One run: ``cfg`` (the :class:`~surrogate.config.RunConfig` that :func:`surrogate.train.train` takes)
+    and ``config`` (its JSON dict, what the record keeps)."""
+    return {"run_id": run_id, "setup": setup, "method": method, "seed": seed, "group": group, "n_train": n_train,
+            "budget_wu": budget_wu, "dir": str(run_dir), "store": str(store), "cfg": cfg,
+            "config": json.loads(json.dumps(cfg.to_dict(), default=str))}
 
 
-#: The value of each key added after records were first written, that reproduces the behaviour before
-#: it existed: a record that lacks the key ran with that value.
-LEGACY_VALUES = {"train": {"schedule": "constant", "warmup": 0.05,
-                           "growth": {"levels": 1, "share": 0.2, "state": "reset"},
-                           "fas": {"match": "before"}},
-                 "data": {"stream_order": "global"}}
-
-
-def _with_new_defaults(old: Any, new: Any, defaults: Any) -> Any:
-    """``old`` with the keys that ``new`` has and ``old`` lacks set to their :data:`LEGACY_VALUES`: a record
-    written before a key existed is current when the task asks the behaviour of that time."""
-    if not (isinstance(old, dict) and isinstance(new, dict) and isinstance(defaults, dict)):
-        return old
-    out = {k: _with_new_defaults(v, new.get(k), defaults.get(k)) for k, v in old.items()}
-    out.update({k: defaults[k] for k in new if k not in old and k in defaults})
-    return out
-
-
-def record_is_current(task: Mapping, fingerprint: str) -> bool:
-    """Whether the run's ``record.json`` was written for this config and this store."""
-    p = Path(task["dir"]) / "record.json"
-    if not p.exists():
-        return False
-    try:
-        rec = json.loads(p.read_text())
-    except (OSError, ValueError):
-        return False
-    old = _with_new_defaults(rec.get("config"), task["config"], LEGACY_VALUES)
-    return _comparable(old) == _comparable(task["config"]) and rec.get("store_fingerprint") == fingerprint
+def finished_records(tasks: list[dict]) -> list[dict]:
+    """The records of the tasks that have one, in plan order."""
+    paths = [Path(t["dir"]) / "record.json" for t in tasks]
+    return [json.loads(p.read_text()) for p in paths if p.exists()]
 
 
 def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str,
@@ -168,7 +137,8 @@ def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str,
     return rec
 
 
-def worker(args: tuple) -> tuple[str, dict | None, str | None]:
-    """:func:`run_task` for a process pool: ``(run_id, record, None)`` or ``(run_id, None, traceback)``."""
+def run_worker(args: tuple) -> tuple[str, dict | None, str | None]:
+    """:func:`run_task` for a process pool (``args``: task, threads, keep_models, fingerprint):
+    ``(run_id, record, None)`` or ``(run_id, None, traceback)``."""
     task, threads, keep, fp = args
     return guarded(run_task, task["run_id"], task, threads, keep, fp)

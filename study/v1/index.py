@@ -1,52 +1,11 @@
-"""Reading the study's records: a run's curve at a budget, and an index of all runs of a results file.
-
-A metric "at budget B in measure M" uses the evaluations whose M-count (FLOP
-or paper work units) is <= B: *best* is their minimum (the paper's tables),
-*final* the last one.  A run that diverged before B counts as failed (inf) at B.
-"""
+"""The first study's index of a results file: runs by set-up, method and seed, their readouts and comparisons."""
 
 from __future__ import annotations
 
 import math
 from typing import Any, Mapping, Sequence
 
-from study.stats import mean_sd, paired
-
-
-def cut(record: Mapping, measure: str, budget: float) -> list[int] | None:
-    """Indices of the evaluations with ``measure`` count <= budget; None if the run failed before."""
-    c = record["curve"]
-    wu = c[f"wu_{measure}"]
-    idx = [i for i, w in enumerate(wu) if w <= budget * (1 + 1e-9) + 1e-9]
-    if record.get("status") != "ok":
-        last = wu[-1] if wu else 0.0
-        if last < budget * (1 - 1e-9):
-            return None
-    return idx
-
-
-def readout(record: Mapping, key: str, measure: str, budget: float, how: str) -> float:
-    """``best`` (min) or ``final`` (last) of curve ``key`` up to ``budget`` in ``measure``; inf if failed."""
-    idx = cut(record, measure, budget)
-    if idx is None:
-        return math.inf
-    vals = record["curve"].get(key)
-    if vals is None:
-        return math.nan
-    sel = [vals[i] for i in idx if vals[i] is not None and math.isfinite(vals[i])]
-    if not sel:
-        return math.nan
-    if how == "best":
-        return min(sel)
-    if how == "final":
-        v = vals[idx[-1]]
-        return v if v is not None and math.isfinite(v) else math.nan
-    raise ValueError(f"how = {how!r}: allowed: 'best', 'final'")
-
-
-def curve_key(metric: str, aux: bool, split: str = "val") -> str:
-    """The curve column of ``metric`` on ``split``, of the first auxiliary net when ``aux`` (validation only)."""
-    return f"{'aux_' if aux and split == 'val' else ''}{split}_{metric}"
+from study.core import mean_sd, paired, readout
 
 
 class Study:
@@ -114,7 +73,7 @@ class Study:
 
     def compare(self, setup: str, fas: str, base: str, key: str, measure: str, budget: float, how: str,
                 base_key: str | None = None, **runs: Any) -> dict:
-        """:func:`~study.stats.paired` comparison of ``fas`` against ``base`` on the seeds both have.
+        """:func:`~study.core.paired` comparison of ``fas`` against ``base`` on the seeds both have.
 
         ``runs`` (``seeds``, ``group``, ``n_train``) selects the runs of both methods, as in :meth:`values`.
         """
