@@ -1,6 +1,6 @@
 # Two entry points for a newcomer (see README.md):
 #   make run   - create .venv if missing, install the project, run the DVC pipeline
-#   make test  - create .venv if missing, install the project, run the test suite
+#   make test  - create .venv if missing, install the project, run the test suite, build the docs (make docs)
 # pyenv users: .python-version selects Python 3.12.
 
 PYTHON ?= python3.12
@@ -9,9 +9,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Tested versions of every dependency, used as pip constraints (refresh with `make lock`).
 LOCK   := requirements.lock
-EXTRAS := test,study
+EXTRAS := test,study,docs
 
-.PHONY: run test test-all bench clean-venv lock
+.PHONY: run test test-all docs bench clean-venv lock
 
 $(STAMP): pyproject.toml $(LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+	$(MAKE) docs
+
+# The documentation site (docs/ -> docs/_build/html): API reference from the docstrings, the reports, and the
+# gallery, whose examples run during the build. Warnings are errors; an example that fails fails the build.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
 
 test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not gpu"

@@ -7,13 +7,13 @@ isotropic Gaussian random field with mean ``mean`` and covariance
 
 where, with ``r = |x - x'|`` the Euclidean distance,
 
-=====================  ====================================================
-``exponential``        rho = exp(-r / l)                      (Matern 1/2)
-``matern``, nu = 0.5   rho = exp(-r / l)
-``matern``, nu = 1.5   rho = (1 + sqrt(3) r / l) exp(-sqrt(3) r / l)
-``matern``, nu = 2.5   rho = (1 + sqrt(5) r / l + 5 r^2 / (3 l^2)) exp(-sqrt(5) r / l)
-``squared_exponential``rho = exp(-r^2 / (2 l^2))              (Matern nu -> inf)
-=====================  ====================================================
+=======================  ============================================================
+``exponential``          rho = exp(-r / l)                      (Matern 1/2)
+``matern``, nu = 0.5     rho = exp(-r / l)
+``matern``, nu = 1.5     rho = (1 + sqrt(3) r / l) exp(-sqrt(3) r / l)
+``matern``, nu = 2.5     rho = (1 + sqrt(5) r / l + 5 r^2 / (3 l^2)) exp(-sqrt(5) r / l)
+``squared_exponential``  rho = exp(-r^2 / (2 l^2))              (Matern nu -> inf)
+=======================  ============================================================
 
 (the Matern functions use the usual sqrt(2 nu) r / l scaling, so ``length`` is
 the same kind of correlation length for every kernel; only the half-integer
