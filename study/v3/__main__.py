@@ -1,0 +1,5 @@
+import sys
+
+from study.v3.cli import main
+
+sys.exit(main())
