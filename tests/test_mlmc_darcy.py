@@ -200,3 +200,12 @@ def test_cli_uq_takes_the_problem_from_a_store(coarse_surrogate, tmp_path, capsy
     assert meta["surrogate"]["grid"] == 8 and meta["levels"][0]["kind"] == "surrogate"
     assert cli_main([*args[:2], str(tmp_path / "none.zarr"), *args[3:]]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+@needs_fem
+def test_a_surrogate_trained_on_another_field_is_warned_about(coarse_surrogate):
+    cfg = UQConfig(rtol=5e-2, n=8, n_min=4, pilot=16, records=None, device="cpu")
+    with pytest.warns(MCWarning, match="length: trained on 0.2, MC uses 0.3"):
+        res = estimate_to_tolerance(cfg, {**PROBLEM, "length": 0.3}, model=coarse_surrogate, records=None)
+    assert res.outcome.status == "converged" and res.warnings  # still unbiased, and the report says why
+    assert "WARNING" in res.report()
