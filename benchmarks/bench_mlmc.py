@@ -98,8 +98,19 @@ def run(n: int, method: str, args, model: Path | None):
                                  progress=not args.no_progress)
 
 
-def plain_seconds(n: int, count: int) -> float:
-    """Median seconds of one plain FEM sample at n (a point field drawn at n and one solve), ``count`` timed."""
+def plain_seconds(n: int, count: int, records: Path) -> float:
+    """Median seconds of one plain FEM sample at n (a point field drawn at n and one solve), ``count`` timed,
+    kept in ``records``/plain.json so that a resumed or reprinted benchmark uses the same figure."""
+    path = records / "plain.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    if str(n) not in known:
+        known[str(n)] = _time_plain(n, count)
+        records.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(known, indent=1) + "\n")
+    return float(known[str(n)])
+
+
+def _time_plain(n: int, count: int) -> float:
     from pde_data.darcy import DarcyProblem
 
     problem = DarcyProblem(n=n, **PROBLEM)
@@ -236,9 +247,9 @@ def main() -> None:
               f"({build['train_wall_s']:.1f} s), built {build['when']}")
     rows = []
     for n in args.sizes:
-        plain_direct = plain_seconds(n, args.plain_solves)
+        plain_direct = plain_seconds(n, args.plain_solves, Path(args.records))
         print(f"plain FEM sample at n = {n}: {1e3 * plain_direct:.1f} ms (median of {args.plain_solves} draws + "
-              "solves timed now)")
+              "solves, timed before the first run of this n)")
         for method in args.methods:
             result = run(n, method, args, model)
             if args.verbose:

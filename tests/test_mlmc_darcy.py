@@ -100,7 +100,10 @@ def test_cli_uq_reports_levels_costs_and_resumes(tmp_path, capsys):
     assert len(records) == 1
     size = records[0].stat().st_size
     assert cli_main(args) == 0  # resumed: nothing new to sample for the same tolerance
-    assert records[0].stat().st_size == size and json.loads((tmp_path / "m" / "uq.meta.json").read_text())["resumed"]
+    again = json.loads((tmp_path / "m" / "uq.meta.json").read_text())
+    assert records[0].stat().st_size == size and again["resumed"]
+    assert meta["cost"]["setup_s"] > 0
+    assert again["cost"]["setup_s"] == pytest.approx(meta["cost"]["setup_s"])  # the first run's set-up counts
 
 
 @needs_fem

@@ -2,8 +2,10 @@
 
 A records file starts with a header line ``{"records": KEY, "config": {...}}``
 (KEY: a hash of everything that decides the samples); every other line is a
-batch ``{"level", "rep", "start", "stop", "moments", "seconds", "parts"}`` or
-a setting frozen during the run (``{"beta": ...}``). Sample i of a level
+batch ``{"level", "rep", "start", "stop", "moments", "seconds", "parts"}``, a
+setting frozen during the run (``{"beta": ...}``) or the set-up seconds of a
+run (``{"setup_s": {...}}``, summed over the runs: a resumed run still counts
+what its predecessors spent). Sample i of a level
 depends on (seed, level, randomization, i) alone (:mod:`surrogate.mc.levels`),
 so a killed run continues where its last whole line ends: a torn last line
 is dropped, and the next batch of a level starts at the largest ``stop``
@@ -37,6 +39,8 @@ class Records:
         self.key, self.config = key_of(config), config
         self.batches: list[dict] = []
         self.settings: dict[str, Any] = {}
+        #: Set-up seconds (fields, FEM compilation, Sobol' engines) of every run that wrote here, by part.
+        self.setup_s: dict[str, float] = {}
         if self.path is not None and self.path.exists():
             self._read()
         elif self.path is not None:
@@ -64,6 +68,8 @@ class Records:
         for entry in whole:
             if "level" in entry:
                 self.batches.append(entry)
+            elif "setup_s" in entry:
+                self._count_setup(entry["setup_s"])
             else:
                 self.settings.update(entry)
         if len(whole) < len(lines) - 1:  # rewrite without the torn tail before appending
@@ -81,6 +87,16 @@ class Records:
         """Freeze settings (e.g. beta) for this and every resumed run."""
         self.settings.update(settings)
         self._append(settings)
+
+    def add_setup(self, seconds: dict[str, float]) -> None:
+        """Count (and record) the set-up seconds of this run."""
+        if any(seconds.values()):
+            self._count_setup(seconds)
+            self._append({"setup_s": seconds})
+
+    def _count_setup(self, seconds: dict[str, float]) -> None:
+        for part, value in seconds.items():
+            self.setup_s[part] = self.setup_s.get(part, 0.0) + float(value)
 
     def add(self, level: str, rep: int, start: int, stop: int, moments: Moments, seconds: float,
             parts: dict[str, float]) -> dict:

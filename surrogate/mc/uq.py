@@ -102,6 +102,8 @@ def estimate_to_tolerance(cfg: UQConfig, problem: Mapping, *, model: Any = None,
     plan = check_plan(Plan(rtol=cfg.rtol, atol=cfg.atol, adaptive=cfg.adaptive, theta=cfg.theta, pilot=cfg.pilot,
                            replicates=cfg.qmc_replicates if cfg.qmc else 0, max_cost_s=cfg.max_cost_s,
                            batch=cfg.batch))
-    outcome = MultilevelRun(hierarchy, plan, Records(path, decides), progress).execute()
-    return UQResult(outcome, n, hierarchy.grids, {"rtol": cfg.rtol, "atol": cfg.atol}, dict(hierarchy.setup_s),
+    records = Records(path, decides)
+    outcome = MultilevelRun(hierarchy, plan, records, progress).execute()
+    records.add_setup(hierarchy.setup_s)
+    return UQResult(outcome, n, hierarchy.grids, {"rtol": cfg.rtol, "atol": cfg.atol}, dict(records.setup_s),
                     entry, None if path is None else str(path), cfg.to_dict(), notes)
