@@ -211,6 +211,6 @@ def _record_time(comm: MPI.Comm, group, seconds: float, samples: int) -> None:
     ``generation`` attribute: what its data cost, for Monte Carlo figures at total cost (surrogate.mc.cost)."""
     seconds, samples = comm.reduce(seconds, root=0), comm.reduce(samples, root=0)
     if comm.rank == 0 and samples:
-        old = group.attrs.get("generation") or {}
-        group.attrs["generation"] = {"seconds": float(old.get("seconds", 0.0)) + seconds,
+        old = group.attrs.get(store.GENERATION) or {}
+        group.attrs[store.GENERATION] = {"seconds": float(old.get("seconds", 0.0)) + seconds,
                                      "samples": int(old.get("samples", 0)) + samples}

@@ -73,6 +73,8 @@ READ_FORMATS = (1, 2, 3, 4)
 #: Codecs of every chunked array, from format 2 on (zarr's names, in order).
 CODEC_NAMES = ("bytes", "zstd", "crc32c")
 ATTR = "pde_data"
+#: Group attribute with the generation runs' seconds and samples (written by pde_data.generate).
+GENERATION = "generation"
 #: Record keys that a resumed run must match exactly.
 MATCH_KEYS = ("store_format", "problem", "schema_version", "params", "generate")
 #: Claims beyond these are refused as corrupt before anything is allocated.
@@ -353,8 +355,11 @@ class StoreReader:
 
         The done set enters as ``np.packbits`` of the flags of all samples,
         hashed block by block (the same bytes, without one array of them all).
+        The ``generation`` attribute (the seconds the runs that wrote the store
+        took) is bookkeeping, not content, and stays out.
         """
-        info = {"attrs": json.loads(json.dumps(dict(self.group.attrs), default=str)),
+        attrs = {k: v for k, v in self.group.attrs.items() if k != GENERATION}
+        info = {"attrs": json.loads(json.dumps(attrs, default=str)),
                 "arrays": {k: [list(self.group[k].shape), str(self.group[k].dtype)]
                            for k in sorted(self.group.array_keys())}}
         h = hashlib.sha256(json.dumps(info, sort_keys=True, default=str).encode())

@@ -355,3 +355,13 @@ def test_a_full_disk_or_unwritable_store_is_one_line(poisson, monkeypatch, capsy
     assert message.startswith(f"pde-data: error: --out {out}: cannot write the store: {err.strerror}")
     assert message.count("\n") == 1 and "Traceback" not in message
     assert not lock.lock_file(out).exists()
+
+
+def test_the_fingerprint_ignores_the_generation_bookkeeping(fake):
+    before = StoreReader(fake).fingerprint()
+    group = zarr.open_group(fake, mode="r+")
+    group.attrs[store.GENERATION] = {"seconds": 12.5, "samples": N}
+    assert StoreReader(fake).fingerprint() == before
+    rec = dict(group.attrs["pde_data"])
+    group.attrs["pde_data"] = {**rec, "generate": {**rec["generate"], "seed": 7}}
+    assert StoreReader(fake).fingerprint() != before
