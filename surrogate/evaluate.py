@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 from pde_data.config import writable_dir
-from pde_data.store import StoreError
+from pde_data.store import StoreError, StoreReader
 from surrogate.config import SplitConfig
 from surrogate.dataset import Split, check_complete, open_store, split_indices
 from surrogate.export import is_export
@@ -129,29 +129,9 @@ def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = 
         writable_dir(Path(out).parent, "--out")
     if plots is not None:
         writable_dir(plots, "--plots")
-    model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelFileError(f"model directory {str(model_dir)!r} does not exist")
-    if is_export(model_dir):  # one network: the export's
-        models = {"fine": load(model_dir, device)}
-    else:
-        models = {key: load(model_dir / name, device) for key, name in NETWORK_FILES.items()
-                  if (model_dir / name).exists()}
-    if "fine" not in models:
-        raise ModelFileError(f"model directory {str(model_dir)!r} has no best.pt "
-                             "(train it with `surrogate train ... --out DIR`)")
+    models = _networks(Path(model_dir), device)
     fine = models["fine"]
-    data = fine.meta["data"]
-    st = open_store(store, fine.problem)
-    check_complete(st, data.get("allow_incomplete", False) if allow_incomplete is None else allow_incomplete)
-    n = st.sample_shape(fine.layout.inputs[0])[0]
-    if n != fine.layout.n:
-        raise StoreError(f"store {str(store)!r} has a {n} x {n} grid; the model was trained on "
-                         f"{fine.layout.n} x {fine.layout.n}")
-    test_idx = split_indices(st, SplitConfig.from_mapping(data["split"]))["test"]
-    if len(test_idx) == 0:
-        raise StoreError(f"store {str(store)!r}: the test split (data.split = {data['split']}) "
-                         "has no finished samples")
+    st, test_idx = _test_split(fine, store, allow_incomplete)
     _check_against_training(fine, st, test_idx, allow_overlap)
     info = st.describe()
     result: dict = {"problem": fine.problem, "model_dir": str(model_dir), "store": info,
@@ -163,19 +143,54 @@ def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = 
         split = test_split(model, st, test_idx, batch_size)
         result[key] = split_errors(model.net, split, model.codec, batch_size)
         result["work_units"][key] = model.meta.get("work_units")
-        truth, pred = predictions(model, split, batch_size)
-        extras[key] = {"inputs": st.read(model.layout.inputs[0], test_idx[:n_plot]), "truth": truth[:n_plot],
-                       "pred": pred[:n_plot]}
-        scalar = _scalar_target(model)
-        if scalar is not None:
-            sl = model.layout.target_slices()[scalar]
-            extras[key].update(scalar_true=truth[:, sl].ravel(), scalar_pred=pred[:, sl].ravel())
+        extras[key] = _plot_data(model, st, split, test_idx[:n_plot], batch_size)
     if out is not None:
         write_json(Path(out), flat_metrics(result))
         write_json(Path(out).with_suffix(".meta.json"), result)
     if plots is not None:
         make_plots(models, extras, Path(plots))
     return result
+
+
+def _networks(model_dir: Path, device) -> dict[str, Surrogate]:
+    """The networks of a model directory by role (``fine`` always; an export holds that one only)."""
+    if not model_dir.is_dir():
+        raise ModelFileError(f"model directory {str(model_dir)!r} does not exist")
+    if is_export(model_dir):
+        return {"fine": load(model_dir, device)}
+    models = {key: load(model_dir / name, device) for key, name in NETWORK_FILES.items()
+              if (model_dir / name).exists()}
+    if "fine" not in models:
+        raise ModelFileError(f"model directory {str(model_dir)!r} has no best.pt "
+                             "(train it with `surrogate train ... --out DIR`)")
+    return models
+
+
+def _test_split(fine: Surrogate, store: str | Path, allow_incomplete: bool | None) -> tuple[StoreReader, np.ndarray]:
+    """The store, checked against the model's grid and completeness, and the indices of its test split."""
+    data = fine.meta["data"]
+    st = open_store(store, fine.problem)
+    check_complete(st, data.get("allow_incomplete", False) if allow_incomplete is None else allow_incomplete)
+    n = st.sample_shape(fine.layout.inputs[0])[0]
+    if n != fine.layout.n:
+        raise StoreError(f"store {str(store)!r} has a {n} x {n} grid; the model was trained on "
+                         f"{fine.layout.n} x {fine.layout.n}")
+    test_idx = split_indices(st, SplitConfig.from_mapping(data["split"]))["test"]
+    if len(test_idx) == 0:
+        raise StoreError(f"store {str(store)!r}: the test split (data.split = {data['split']}) "
+                         "has no finished samples")
+    return st, test_idx
+
+
+def _plot_data(model: Surrogate, st: StoreReader, split, shown: np.ndarray, batch_size: int) -> dict:
+    """Inputs, truth and predictions of the ``shown`` test samples (and of every scalar target, for parity)."""
+    truth, pred = predictions(model, split, batch_size)
+    out = {"inputs": st.read(model.layout.inputs[0], shown), "truth": truth[:len(shown)], "pred": pred[:len(shown)]}
+    scalar = _scalar_target(model)
+    if scalar is not None:
+        sl = model.layout.target_slices()[scalar]
+        out.update(scalar_true=truth[:, sl].ravel(), scalar_pred=pred[:, sl].ravel())
+    return out
 
 
 def _scalar_target(model: Surrogate) -> str | None:
