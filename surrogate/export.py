@@ -39,13 +39,7 @@ import torch
 
 from pde_data import lock
 from pde_data.store import sibling
-from surrogate.io import (
-    ModelFileError,
-    Surrogate,
-    build_net,
-    check_shapes,
-    read_model_file,
-)
+from surrogate.io import ModelFileError, Surrogate, _net_for, build_net, check_shapes, read_model_file
 
 EXPORT_FORMAT = "pde-surrogate-export"
 EXPORT_SCHEMA = 1
@@ -71,7 +65,7 @@ def export(model: str | Path, out: str | Path, metrics: str | Path | None = None
     source, out = _model_file(Path(model)), Path(out)
     _check_out(out, overwrite)
     state, meta = read_model_file(source)
-    Surrogate(_net(state, meta, source), meta)  # refuses a model file that would not load
+    Surrogate(_net_for(state, meta["arch"], source), meta)  # refuses a model file that would not load
     config = {"format": EXPORT_FORMAT, "schema": EXPORT_SCHEMA, "library": "pde-surrogate", **meta,
               "training": _training_record(source),
               "evaluation": None if metrics is None else evaluation_record(Path(metrics), meta),
@@ -190,8 +184,10 @@ def evaluation_record(path: Path, meta: Mapping) -> dict:
                              "--out FILE` writes beside FILE); nothing was written") from None
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"--metrics {path}: {full} is not readable JSON ({exc}); nothing was written") from None
-    fine, targets = result.get("fine") if isinstance(result, dict) else None, list(meta["layout"].get("targets", []))
-    mismatch = [] if isinstance(fine, dict) else ["it has no test metrics of a fine network"]
+    if not isinstance(result, dict):
+        raise ModelFileError(f"--metrics {path}: {full} is not the output of `surrogate evaluate`; nothing was written")
+    targets = list(meta["layout"].get("targets", []))
+    mismatch = [] if isinstance(result.get("fine"), dict) else ["it has no test metrics of a fine network"]
     if result.get("problem") != meta["problem"] or result.get("targets") != targets:
         mismatch.append(f"problem {result.get('problem')!r} and targets {result.get('targets')}, not "
                         f"{meta['problem']!r} and {targets}")
@@ -203,12 +199,6 @@ def evaluation_record(path: Path, meta: Mapping) -> dict:
                              "written")
     keys = ("store", "same_store_as_training", "n_test", "targets", "metric_definitions", "fine")
     return {key: result.get(key) for key in keys} | {"file": str(full)}
-
-
-def _net(state: Mapping[str, torch.Tensor], meta: Mapping, source: Path) -> torch.nn.Module:
-    from surrogate.io import _net_for
-
-    return _net_for(state, meta["arch"], source)
 
 
 # --------------------------------------------------------------------------

@@ -192,6 +192,7 @@ def test_export_errors_are_one_line_and_overwrite_nothing(trained, exported, tmp
     other.mkdir()
     (other / "notes.txt").write_text("mine")
     poisson_metrics = trained["poisson-mlp"][2]
+    (tmp_path / "list.meta.json").write_text("[]")
     cases = [([str(empty), "--out", str(tmp_path / "new")], "has no best.pt"),
              ([str(tmp_path / "missing"), "--out", str(tmp_path / "new")], "does not exist"),
              ([str(model_dir), "--out", str(other)], "holds other files"),
@@ -199,7 +200,9 @@ def test_export_errors_are_one_line_and_overwrite_nothing(trained, exported, tmp
              ([str(model_dir), "--out", str(exported), "--overwrite", "--metrics", str(poisson_metrics)],
               "evaluates another model"),
              ([str(model_dir), "--out", str(exported), "--overwrite", "--metrics", str(tmp_path / "no.json")],
-              "no.meta.json does not exist")]
+              "no.meta.json does not exist"),
+             ([str(model_dir), "--out", str(exported), "--overwrite", "--metrics", str(tmp_path / "list.meta.json")],
+              "is not the output of `surrogate evaluate`")]
     for args, message in cases:
         assert cli_main(["export", *args]) == 2
         assert message in one_line(capsys.readouterr().err)
