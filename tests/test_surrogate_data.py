@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import torch
 
 from pde_data.config import replace
@@ -42,7 +43,8 @@ def test_repo_params_validate():
                 cfg = config.resolve(ROOT / "params.yaml", problem=problem, model=model, trainer=trainer)
                 assert cfg.model.KIND == model
                 assert cfg.train.fas.levels == (1 if trainer != "fas" else cfg.train.fas.levels)
-    assert config.resolve(ROOT / "params.yaml", problem="darcy").train.weight_decay == 1e-6
+    darcy = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["by_problem"]["darcy"]["weight_decay"]
+    assert config.resolve(ROOT / "params.yaml", problem="darcy").train.weight_decay == darcy   # the problem's wins
 
 
 @pytest.mark.parametrize("override, words", [
