@@ -118,6 +118,41 @@ def _fem_time(t_fem: float | None, sur_cost: dict | None) -> float:
                   "mc.fem_n >= 3 for the cost comparison")
 
 
+def _field_source(sur, trained, given, grid, cfg: MCConfig, dev) -> tuple[dict, list[str], int, Any]:
+    """(field params, differences from training, grid, sampler or None for the caller's ``given`` fields)."""
+    grid_n = sur.layout.n if sur is not None else None
+    if given is not None:
+        if grid_n is not None and given.shape[1] != grid_n:
+            raise MCError(f"estimate: fields are {given.shape[1]} x {given.shape[1]}, the surrogate's grid is "
+                          f"{grid_n} x {grid_n}")
+        # the caller's fields are drawn as the caller chose; the params only configure the FEM problem
+        return {**training_field(trained), **cfg.field}, [], given.shape[1], None
+    params, diffs = resolve_field(trained, cfg.field, sur is not None)
+    grid_n = grid_n or grid
+    if grid_n is None:
+        raise MCError("estimate: the grid size is unknown; pass fields, a Surrogate or grid=n")
+    on_device = sur is not None and params.get("method", "fft") == "fft" and cfg.sampler != "numpy"
+    return params, diffs, grid_n, FieldSampler(grid_n, params, cfg.seed, device=dev if on_device else None)
+
+
+def _with_fem(q_sur, q_fem, reused: dict | None, m: int, beta) -> tuple[np.ndarray, dict, dict, dict]:
+    """(FEM values of the pairs, their plain MC, the surrogate's error on them, the control variate)."""
+    f, g = _pairs(q_fem, q_sur, reused, m)
+    fem_stats = plain_mc(f)
+    return f, fem_stats, surrogate_error(g, f), control_variate(f, g, q_sur, beta, shared=m)
+
+
+def _fem_costs(cost: dict, t_fem, setup: float, sur, cfg: MCConfig, fem_stats: dict, cv: dict,
+               reused: dict | None) -> dict:
+    """The FEM side of the cost: per-solve seconds, the surrogate's build, the equal-cost comparisons."""
+    sur_cost = surrogate_cost(sur.path, sur.meta) if sur is not None else None
+    t_fem = _fem_time(t_fem, sur_cost)
+    return {"t_fem_s": t_fem, "fem_per_s": _per_s(t_fem), "fem_setup_s": setup, "surrogate_build": sur_cost,
+            **equal_cost(cfg.n, cfg.fem_n, cost["t_field_s"], cost["t_surrogate_s"], t_fem, fem_stats["var"], cv,
+                         reused=len(reused["q_fem"]) if reused else 0,
+                         fixed_s=(sur_cost or {}).get("total_s", 0.0))}
+
+
 def _pairs(q_fem, q_sur, reuse: dict | None, m: int) -> tuple[np.ndarray, np.ndarray]:
     """(FEM, surrogate) values of every pair: the reused store pairs, then the first M fresh fields."""
     f = [reuse["q_fem"]] if reuse else []
@@ -169,20 +204,7 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     # the surrogate and the fields: the caller's, or fresh ones of the training (or overridden) field
     predict, sur, name = as_model(model, dev)
     trained = trained_store_params(sur)
-    grid_n = sur.layout.n if sur is not None else None
-    if given is not None:
-        if grid_n is not None and given.shape[1] != grid_n:
-            raise MCError(f"estimate: fields are {given.shape[1]} x {given.shape[1]}, the surrogate's grid is "
-                          f"{grid_n} x {grid_n}")
-        # the caller's fields are drawn as the caller chose; the params only configure the FEM problem
-        params, diffs, grid_n, sampler = {**training_field(trained), **cfg.field}, [], given.shape[1], None
-    else:
-        params, diffs = resolve_field(trained, cfg.field, sur is not None)
-        grid_n = grid_n or grid
-        if grid_n is None:
-            raise MCError("estimate: the grid size is unknown; pass fields, a Surrogate or grid=n")
-        on_device = sur is not None and params.get("method", "fft") == "fft" and cfg.sampler != "numpy"
-        sampler = FieldSampler(grid_n, params, cfg.seed, device=dev if on_device else None)
+    params, diffs, grid_n, sampler = _field_source(sur, trained, given, grid, cfg, dev)
     for d in diffs:
         warnings.warn(f"Monte Carlo fields differ from the surrogate's training fields: {d}", MCWarning,
                       stacklevel=2)
@@ -203,17 +225,8 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     if cfg.fem_n > 0:
         q_fem, t_fem = _fem_pass(hifi, draw, cfg.fem_n, progress, dev)
     if cfg.fem_n > 0 or reused is not None:
-        q_fem, g = _pairs(q_fem, q_sur, reused, cfg.fem_n)
-        f = q_fem
-        fem_stats = plain_mc(f)
-        err = surrogate_error(g, f)
-        cv = control_variate(f, g, q_sur, beta, shared=cfg.fem_n)
-        sur_cost = surrogate_cost(sur.path, sur.meta) if sur is not None else None
-        t_fem = _fem_time(t_fem, sur_cost)
-        fixed = (sur_cost or {}).get("total_s", 0.0)
-        cost.update(t_fem_s=t_fem, fem_per_s=_per_s(t_fem), fem_setup_s=setup, surrogate_build=sur_cost,
-                    **equal_cost(n, cfg.fem_n, t_field, t_sur, t_fem, fem_stats["var"], cv,
-                                 reused=len(reused["q_fem"]) if reused else 0, fixed_s=fixed))
+        q_fem, fem_stats, err, cv = _with_fem(q_sur, q_fem, reused, cfg.fem_n, beta)
+        cost.update(_fem_costs(cost, t_fem, setup, sur, cfg, fem_stats, cv, reused))
     return MCResult(n=n, fem_n=cfg.fem_n, seed=cfg.seed if sampler is not None else None, surrogate=sur_stats,
                     fem=fem_stats, surrogate_error=err, control_variate=cv, cost=cost, field_params=params,
                     field_params_trained=training_field(trained) if trained else None, field_params_differ=diffs,
