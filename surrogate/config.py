@@ -223,6 +223,7 @@ class MCConfig(Section):
     device: str = option(Choice("auto", DEVICES))
     sampler: str = option(Choice("auto", ("auto", "numpy", "torch")))   # auto: torch for FFT fields
     field: dict = option(FieldOverrides({}))     # overrides of the training store's field parameters
+    reuse: str = option(Choice("none", ("none", "test")))   # test: the store's test split as CV pairs (no solves)
 
     def validate(self) -> None:
         if self.fem_n > self.n:
