@@ -56,7 +56,7 @@ def build_surrogate(args) -> tuple[Path, dict]:
     """(model dir, build seconds): a store at the surrogate grid and one trained MLP, timed (or as recorded)."""
     from pde_data.generate import generate
     from surrogate import config
-    from surrogate.train import train
+    from surrogate.train import QUIET, train
 
     work, info_path = Path(args.work), Path(args.records) / "surrogate.json"
     model = work / "model"
@@ -78,7 +78,7 @@ def build_surrogate(args) -> tuple[Path, dict]:
     generate("darcy", work / "store.zarr", params, progress=False)
     t1 = time.perf_counter()
     train(config.resolve(params, problem="darcy", model="mlp", trainer="adamw"), work / "store.zarr", model,
-          progress=False, live=False, verbose=False)
+          reporting=QUIET)
     t2 = time.perf_counter()
     info = {"spec": spec, "generate_wall_s": t1 - t0, "train_wall_s": t2 - t1,
             "when": time.strftime("%Y-%m-%d %H:%M")}

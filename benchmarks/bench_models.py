@@ -194,7 +194,7 @@ def train_width(method: str, store: Path, seed: int, budget_wu: float, out: Path
     """The U-Net on Poisson u trained by ``surrogate.train`` with ``method``; test errors of best.pt."""
     from surrogate.config import load as load_cfg
     from surrogate.evaluate import evaluate
-    from surrogate.train import train
+    from surrogate.train import QUIET, train
 
     sets = [f"train.budget_wu={budget_wu}", f"train.seed={seed}", f"train.batch_size={BATCH}", "train.lr=0.001",
             "train.work_measure=flops", "train.schedule=cosine", "train.eval_every_wu=50",
@@ -202,7 +202,7 @@ def train_width(method: str, store: Path, seed: int, budget_wu: float, out: Path
             "models.poisson.unet.channels=[16,32,64,128]", *WIDTH_METHODS[method]]
     trainer = "fas" if method.startswith("fas") else "adamw"
     cfg = load_cfg(ROOT / "params.yaml", sets).run("poisson", "unet", trainer)
-    summary = train(cfg, store, out, progress=False, live=False, verbose=False)
+    summary = train(cfg, store, out, reporting=QUIET)
     result = evaluate(out, store)
     return {"train_s": summary["elapsed_s"], "work_units": summary["work_units"], "test": result["fine"]["u"]}
 

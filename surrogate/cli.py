@@ -174,14 +174,14 @@ def _params(args):
 
 
 def _train(args) -> int:
-    from surrogate.train import train
+    from surrogate.train import Reporting, train
 
     cfg = _params(args).run(args.problem, args.model, args.trainer)
     for note in cfg.notes:
         _error(f"note: {note}")
     resume = {None: False, "strict": True, "auto": "auto"}[args.resume]
-    train(cfg, args.store, args.out, resume=resume, progress=not args.no_progress, live_dir=args.live_dir,
-          metrics=args.metrics)
+    train(cfg, args.store, args.out, resume=resume, reporting=Reporting(progress=not args.no_progress),
+          live_dir=args.live_dir, metrics=args.metrics)
     return 0
 
 
@@ -231,7 +231,7 @@ def _mc(args) -> int:
         warnings.simplefilter("always", mc.MCWarning)
         result = mc.estimate(args.model, cfg.n, fem_n=cfg.fem_n, seed=cfg.seed, batch_size=cfg.batch_size,
                              device=device, field_params=cfg.field, sampler=cfg.sampler,
-                             progress=not args.no_progress)
+                             reuse=cfg.reuse, progress=not args.no_progress)
     if distributed.is_main():
         _print_warnings(caught)
         print(result.report())

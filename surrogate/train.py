@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -51,7 +52,8 @@ from surrogate.progress import Progress
 from surrogate.runtime import versions, write_json
 from surrogate.schedule import lr_factor
 
-__all__ = ["train", "build_trainer", "TrainingDiverged", "ResumeError", "OUTPUT_FILES", "CHECKPOINT"]
+__all__ = ["train", "Reporting", "QUIET", "build_trainer", "TrainingDiverged", "ResumeError", "OUTPUT_FILES",
+           "CHECKPOINT"]
 
 OUTPUT_FILES = ("best.pt", "final.pt", "aux_best.pt", "aux_final.pt", "history.json", "train_summary.json")
 CHECKPOINT = "checkpoint.pt"
@@ -138,31 +140,45 @@ def _lock(outputs: RunOutputs, main: bool, device: torch.device) -> None:
         raise ConfigError("torchrun: process 0 could not lock the outputs (see its message)")
 
 
-def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool | str = False, progress: bool = True,
-          live: bool = True, live_dir: str | Path | None = None, metrics: str | Path | None = None,
-          callback: Callable[[dict], None] | None = None, verbose: bool = True) -> dict:
+@dataclass(frozen=True)
+class Reporting:
+    """What a training run shows and logs: the tqdm bar, the dvclive curves, one-line messages on stderr."""
+
+    progress: bool = True
+    live: bool = True
+    verbose: bool = True
+
+
+#: A run that shows and logs nothing (tests, studies, benchmarks).
+QUIET = Reporting(progress=False, live=False, verbose=False)
+
+
+def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool | str = False,
+          reporting: Reporting = Reporting(), live_dir: str | Path | None = None, metrics: str | Path | None = None,
+          callback: Callable[[dict], None] | None = None) -> dict:
     """Train as configured by ``cfg`` (:func:`surrogate.config.resolve`); returns the summary with its history.
 
-    ``resume``: one of :data:`RESUME_MODES`. ``callback(state)`` is called after every cycle with
-    ``{"work_units", "cycle", "checkpointed"}`` (tests use it to simulate a kill).
+    ``resume``: one of :data:`RESUME_MODES`. ``reporting``: what the run shows and logs (:class:`Reporting`).
+    ``callback(state)`` is called after every cycle with ``{"work_units", "cycle", "checkpointed"}`` (tests use
+    it to simulate a kill).
     """
     if resume not in RESUME_MODES:
         raise ConfigError(f"--resume: {resume!r} is not allowed; need one of {', '.join(map(str, RESUME_MODES))}")
     # 1. inputs first: nothing in OUT is touched before they all pass
     device = distributed.init(cfg.train.device)
     main = distributed.is_main()  # under torchrun, rank 0 alone writes files and shows progress
-    say = (lambda msg: print(msg, file=sys.stderr)) if verbose and main else (lambda msg: None)
+    say = (lambda msg: print(msg, file=sys.stderr)) if reporting.verbose and main else (lambda msg: None)
     if distributed.world_size() > cfg.train.batch_size:
         raise ConfigError(f"torchrun: {distributed.world_size()} processes share minibatches of train.batch_size "
                           f"{cfg.train.batch_size}; need at most as many processes as samples in a minibatch")
     out = writable_dir(out, "--out")
     if metrics is not None:
         writable_dir(Path(metrics).parent, "--metrics")
-    live_path = (Path(live_dir) if live_dir is not None else out / LIVE_DIR) if live else None
+    live_path = (Path(live_dir) if live_dir is not None else out / LIVE_DIR) if reporting.live else None
     with RunOutputs(out, live_path, None if metrics is None else Path(metrics)) as outputs:
         _lock(outputs, main, device)
         run = _Run(cfg, store, outputs, device, main, say, resume)
-        run.loop(progress and main, callback)
+        run.loop(reporting.progress and main, callback)
         summary = run.finish()
     b = summary["best"]
     say(f"trained {cfg.problem} {cfg.model.KIND} with {cfg.train.trainer} for {summary['work_units']:.1f} work "

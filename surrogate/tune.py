@@ -47,7 +47,7 @@ from surrogate.multilevel import DivergenceError, build_hierarchy
 from surrogate.outputs import RunOutputs
 from surrogate.runtime import pick_device, write_json
 from surrogate.schedule import lr_factor
-from surrogate.train import build_trainer, train
+from surrogate.train import Reporting, build_trainer, train
 
 __all__ = ["tune", "proxy_run", "with_values"]
 
@@ -195,8 +195,8 @@ def tune(cfg: RunConfig, tune_cfg: TuneConfig, store: str | Path, out: str | Pat
         say(f"tuned {', '.join(f'{k} = {v:.4g}' for k, v in record['best']['values'].items())} on level "
             f"{tune_cfg.level} in {s['trials']} trials: {s['seconds']:.1f} s, {s['cost_runs']:.2f} full-width runs")
         if final:
-            summary = train(with_values(cfg, record["best"]["values"]), store, out / MODEL, progress=progress,
-                            live=False, verbose=True)
+            summary = train(with_values(cfg, record["best"]["values"]), store, out / MODEL,
+                            reporting=Reporting(progress=progress, live=False))
             record["final"] = {k: summary[k] for k in ("best", "work_units", "elapsed_s")}
             write_json(out / RECORD, record)
     return record

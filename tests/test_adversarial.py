@@ -31,7 +31,7 @@ from pde_data.store import StoreError, StoreReader
 from surrogate import config
 from surrogate.cli import main as sur_main
 from surrogate.io import ModelFileError, read_model_file
-from surrogate.train import train
+from surrogate.train import Reporting, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOLD_LOCK = ("import sys, time; from pde_data.lock import writer_lock; writer_lock(sys.argv[1], sys.argv[2]); "
@@ -54,7 +54,7 @@ def params(tmp_path):
 @pytest.fixture()
 def trained(stores, tmp_path):  # noqa: F811
     out = tmp_path / "m"
-    train(cfg_for("poisson"), stores["poisson"], out, progress=False, live=True, verbose=False)
+    train(cfg_for("poisson"), stores["poisson"], out, reporting=Reporting(progress=False, verbose=False))
     return out
 
 
@@ -256,11 +256,11 @@ def test_resume_auto_continues_the_same_run_and_restarts_another(stores, tmp_pat
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        train(cfg, stores["poisson"], out, progress=False, live=False, callback=kill)
-    train(cfg, stores["poisson"], out, resume="auto", progress=False, live=False)
+        train(cfg, stores["poisson"], out, callback=kill, reporting=Reporting(progress=False, live=False))
+    train(cfg, stores["poisson"], out, resume="auto", reporting=Reporting(progress=False, live=False))
     assert "resuming from" in capsys.readouterr().err
     other = cfg_for("poisson", "mlp", "adam", ["train.lr=0.02"])
-    summary = train(other, stores["poisson"], out, resume="auto", progress=False, live=False)
+    summary = train(other, stores["poisson"], out, resume="auto", reporting=Reporting(progress=False, live=False))
     err = capsys.readouterr().err
     assert "was written with other parameters (train.lr); starting from scratch" in err
     assert summary["work_units"] >= 16 and read_model_file(out / "best.pt")[1]["train"]["lr"] == 0.02

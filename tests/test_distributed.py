@@ -108,12 +108,11 @@ def test_a_killed_rank_stops_the_job_and_resume_works_on_other_process_counts(se
 
 def test_monte_carlo_across_processes_equals_one_process(tmp_path):
     from surrogate import config
-    from surrogate.train import train
+    from surrogate.train import QUIET, train
     from surrogate_stores import make_darcy_store
 
     store = make_darcy_store(tmp_path / "d.zarr", n_samples=30, n=8, chunk=8)
-    train(config.resolve(PARAMS, problem="darcy", trainer="sgd"), store, tmp_path / "m", progress=False,
-          live=False, verbose=False)
+    train(config.resolve(PARAMS, problem="darcy", trainer="sgd"), store, tmp_path / "m", reporting=QUIET)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"mc": {"n": 3000, "fem_n": 0, "batch_size": 256, "device": "cpu", "field": {
         "kernel": "matern", "mean": 0.0, "variance": 1.0, "length": 0.2, "nu": 1.5}}}))

@@ -21,7 +21,7 @@ from surrogate.cli import main as cli_main
 from surrogate.evaluate import evaluate
 from surrogate.export import CARD, CONFIG, WEIGHTS, export
 from surrogate.io import ModelFileError
-from surrogate.train import train
+from surrogate.train import QUIET, train
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -50,7 +50,7 @@ def trained(tmp_path_factory):
     for name, (problem, model, trainer, target) in RUNS.items():
         cfg = config.resolve(PARAMS, problem=problem, model=model, trainer=trainer,
                              overrides=[f"data.target.darcy={target}"])
-        train(cfg, stores[problem], d / name, progress=False, live=False, verbose=False)
+        train(cfg, stores[problem], d / name, reporting=QUIET)
         evaluate(d / name, stores[problem], d / f"{name}.json")
         out[name] = (d / name, stores[problem], d / f"{name}.json")
     return out

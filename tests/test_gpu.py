@@ -8,7 +8,7 @@ import torch
 
 from surrogate import config
 from surrogate.io import read_model_file
-from surrogate.train import train
+from surrogate.train import QUIET, train
 from surrogate_stores import make_darcy_store, make_poisson_store
 
 pytestmark = pytest.mark.gpu
@@ -31,7 +31,7 @@ def test_training_on_cuda_matches_the_cpu(tmp_path, model, trainer):
     for device in ("cpu", "cuda"):
         cfg = config.resolve(PARAMS, problem="poisson", model=model, trainer=trainer,
                              overrides=[f"train.device={device}"])
-        summary = train(cfg, store, tmp_path / device, progress=False, live=False, verbose=False)
+        summary = train(cfg, store, tmp_path / device, reporting=QUIET)
         assert summary["device"].startswith(device)
     a, _ = read_model_file(tmp_path / "cpu" / "final.pt")
     b, _ = read_model_file(tmp_path / "cuda" / "final.pt")
@@ -44,7 +44,7 @@ def test_monte_carlo_on_cuda_matches_the_cpu(tmp_path):
 
     store = make_darcy_store(tmp_path / "d.zarr", n_samples=30, n=8, chunk=8)
     train(config.resolve(PARAMS, problem="darcy", trainer="sgd", overrides=["train.device=cuda"]), store,
-          tmp_path / "m", progress=False, live=False, verbose=False)
+          tmp_path / "m", reporting=QUIET)
     field = {"kernel": "matern", "mean": 0.0, "variance": 1.0, "length": 0.2, "nu": 1.5}
     cpu, gpu = (mc.estimate(tmp_path / "m", 2000, device=d, field_params=field) for d in ("cpu", "cuda"))
     assert gpu.device.startswith("cuda")

@@ -16,7 +16,7 @@ import yaml
 from pde_data.fields import FIELD_PARAMS
 from surrogate import config, mc
 from surrogate.cli import main as cli_main
-from surrogate.train import train
+from surrogate.train import QUIET, train
 from surrogate_stores import make_darcy_store, make_poisson_store
 
 FIELD = {"kernel": "matern", "mean": 0.0, "variance": 0.5, "length": 0.3, "nu": 1.5}
@@ -46,7 +46,7 @@ def _train_tiny(store, out, problem, target="Q"):
     params = {"data": {"split": {"train": 0.6, "val": 0.2, "test": 0.2}, "target": {"darcy": target}},
               "models": TINY, "train": TINY_TRAIN}
     cfg = config.resolve(params, problem=problem, model="mlp", trainer="adam")
-    train(cfg, store, out, progress=False, live=False, verbose=False)
+    train(cfg, store, out, reporting=QUIET)
     return out
 
 
@@ -80,7 +80,7 @@ def darcy_model(tmp_path_factory):
     store = d / "darcy.zarr"
     generate("darcy", store, params, progress=False)
     cfg = config.resolve(params, problem="darcy", model="mlp", trainer="adam")
-    train(cfg, store, d / "model", progress=False, live=False, verbose=False)
+    train(cfg, store, d / "model", reporting=QUIET)
     return {"dir": d / "model", "store": store, "params": params}
 
 

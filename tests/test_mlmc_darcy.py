@@ -18,7 +18,7 @@ from surrogate.mc.levels import DarcyHierarchy
 from surrogate.mc.records import Records
 from surrogate.mc.uq import estimate_to_tolerance
 from surrogate.mc.uqconfig import UQConfig
-from surrogate.train import train
+from surrogate.train import QUIET, train
 from test_mc import FEM, needs_fem
 
 PROBLEM = {"kernel": "matern", "mean": 0.0, "variance": 1.0, "length": 0.2, "nu": 1.5, "method": "fft",
@@ -141,7 +141,7 @@ def coarse_surrogate(tmp_path_factory):
                   "checkpoint_every_wu": 1000, "eval_train_samples": 0, "device": "cpu"}}))
     generate("darcy", d / "darcy.zarr", params, progress=False)
     train(config.resolve(params, problem="darcy", model="mlp", trainer="adam"), d / "darcy.zarr", d / "model",
-          progress=False, live=False, verbose=False)
+          reporting=QUIET)
     return d / "model"
 
 

@@ -7,7 +7,7 @@ import numpy as np
 from pde_data import problems
 from pde_data.problems import Problem
 from surrogate import config
-from surrogate.train import train
+from surrogate.train import QUIET, train
 from surrogate_stores import make_store
 
 
@@ -26,7 +26,7 @@ def test_a_registered_family_trains_and_predicts(tmp_path, monkeypatch):
     cfg = config.resolve({"data": {"target": {"heat": "T+mean"}}}, problem="heat", model="cnn", trainer="fas",
                          overrides=["train.budget_wu=8", "train.batch_size=4", "train.eval_every_wu=4",
                                     "train.device=cpu", "models.heat.cnn.conv=[[4, 3, 1]]", "models.heat.cnn.fc=[8]"])
-    summary = train(cfg, path, tmp_path / "m", progress=False, live=False, verbose=False)
+    summary = train(cfg, path, tmp_path / "m", reporting=QUIET)
     assert summary["problem"] == "heat" and np.isfinite(summary["best"]["mse"])
     import surrogate
 

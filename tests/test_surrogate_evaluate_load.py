@@ -17,7 +17,7 @@ from surrogate.dataset import open_store
 from surrogate.evaluate import FLAT_KEYS, METRIC_DEFINITIONS, evaluate
 from surrogate.io import ModelFileError
 from surrogate.metrics import KEYS, errors
-from surrogate.train import train
+from surrogate.train import QUIET, train
 from surrogate_stores import make_darcy_store, make_poisson_store
 
 PARAMS = {
@@ -38,7 +38,7 @@ def trained(tmp_path_factory):
         store = make(d / f"{problem}.zarr", n_samples=30, n=8, chunk=4)
         cfg = config.resolve(PARAMS, problem=problem, model=model, trainer="fas",
                              overrides=[f"data.target.darcy={target}"])
-        train(cfg, store, d / problem, progress=False, live=False, verbose=False)
+        train(cfg, store, d / problem, reporting=QUIET)
         out[problem] = (d / problem, store)
     return out
 

@@ -12,7 +12,7 @@ import torch
 from surrogate import config
 from surrogate.cli import main as cli_main
 from surrogate.io import read_checkpoint, read_model_file
-from surrogate.train import ResumeError, TrainingDiverged, train
+from surrogate.train import QUIET, Reporting, ResumeError, TrainingDiverged, train
 from surrogate_stores import make_darcy_store, make_poisson_store
 
 TINY = {
@@ -50,8 +50,7 @@ def states_equal(a: Path, b: Path) -> bool:
 @pytest.mark.parametrize("trainer", ["sgd", "adam", "fas"])
 def test_every_trainer_runs(stores, tmp_path, problem, model, trainer):
     out = tmp_path / "m"
-    summary = train(cfg_for(problem, model, trainer), stores[problem], out, progress=False, live=False,
-                    verbose=False)
+    summary = train(cfg_for(problem, model, trainer), stores[problem], out, reporting=QUIET)
     assert summary["work_units"] >= 16
     assert math.isfinite(summary["best"]["mse"]) and math.isfinite(summary["best"]["linf"])
     files = {p.name for p in out.iterdir()}
@@ -71,7 +70,7 @@ def test_every_trainer_runs(stores, tmp_path, problem, model, trainer):
 def test_best_is_the_minimum_and_dvclive_curves(stores, tmp_path):
     out = tmp_path / "m"
     cfg = cfg_for("poisson", overrides=["train.budget_wu=40", "train.eval_every_wu=2"])
-    train(cfg, stores["poisson"], out, progress=False, live=True, verbose=False)
+    train(cfg, stores["poisson"], out, reporting=Reporting(progress=False, verbose=False))
     ck = read_checkpoint(out / "checkpoint.pt")
     hist = ck["history"]
     best_rec = min(hist, key=lambda r: r["val"]["mse"])
@@ -106,7 +105,7 @@ def test_resume_equals_uninterrupted(stores, tmp_path, problem, model, trainer, 
     over = ["train.budget_wu=40", "train.checkpoint_every_wu=10", "train.eval_every_wu=5", *extra]
     cfg = cfg_for(problem, model, trainer, over)
     full, part = tmp_path / "full", tmp_path / "part"
-    train(cfg, stores[problem], full, progress=False, live=False, verbose=False)
+    train(cfg, stores[problem], full, reporting=QUIET)
 
     seen = {"ck": 0}
 
@@ -116,11 +115,11 @@ def test_resume_equals_uninterrupted(stores, tmp_path, problem, model, trainer, 
             raise Killed   # dies between checkpoints: work after the checkpoint is lost
 
     with pytest.raises(Killed):
-        train(cfg, stores[problem], part, progress=False, live=True, callback=kill, verbose=False)
+        train(cfg, stores[problem], part, callback=kill, reporting=Reporting(progress=False, verbose=False))
     assert not (part / "final.pt").exists()
     done_at = read_checkpoint(part / "checkpoint.pt")["loop"]["work_units"]
     assert 0 < done_at < 40
-    train(cfg, stores[problem], part, resume=True, progress=False, live=True, verbose=False)
+    train(cfg, stores[problem], part, resume=True, reporting=Reporting(progress=False, verbose=False))
     names = ["best.pt", "final.pt"] + (["aux_best.pt", "aux_final.pt"] if trainer == "fas" else [])
     for name in names:
         assert states_equal(full / name, part / name), name
@@ -134,22 +133,20 @@ def test_resume_equals_uninterrupted(stores, tmp_path, problem, model, trainer, 
 def test_resume_refuses_other_params_and_extends_budget(stores, tmp_path):
     out = tmp_path / "m"
     cfg = cfg_for("poisson", "mlp", "sgd")
-    train(cfg, stores["poisson"], out, progress=False, live=False, verbose=False)
+    train(cfg, stores["poisson"], out, reporting=QUIET)
     with pytest.raises(ResumeError, match="train.lr"):
-        train(cfg_for("poisson", "mlp", "sgd", ["train.lr=0.5"]), stores["poisson"], out, resume=True,
-              progress=False, live=False, verbose=False)
+        train(cfg_for("poisson", "mlp", "sgd", ["train.lr=0.5"]), stores["poisson"], out, resume=True, reporting=QUIET)
     more = cfg_for("poisson", "mlp", "sgd", ["train.budget_wu=24"])
-    s = train(more, stores["poisson"], out, resume=True, progress=False, live=False, verbose=False)
-    ref = train(more, stores["poisson"], tmp_path / "ref", progress=False, live=False, verbose=False)
+    s = train(more, stores["poisson"], out, resume=True, reporting=QUIET)
+    ref = train(more, stores["poisson"], tmp_path / "ref", reporting=QUIET)
     assert s["work_units"] == ref["work_units"] == 24
     assert states_equal(out / "final.pt", tmp_path / "ref" / "final.pt")
 
 
 def test_streamed_training_equals_loaded(stores, tmp_path):
-    a = train(cfg_for("darcy", "mlp", "fas"), stores["darcy"], tmp_path / "a", progress=False, live=False,
-              verbose=False)
+    a = train(cfg_for("darcy", "mlp", "fas"), stores["darcy"], tmp_path / "a", reporting=QUIET)
     b = train(cfg_for("darcy", "mlp", "fas", ["data.memory_budget_mb=0.001"]), stores["darcy"], tmp_path / "b",
-              progress=False, live=False, verbose=False)
+              reporting=QUIET)
     assert b["data_streamed"] and not a["data_streamed"]
     assert states_equal(tmp_path / "a" / "final.pt", tmp_path / "b" / "final.pt")
 
@@ -159,7 +156,7 @@ def test_divergence_is_caught(stores, tmp_path, trainer):
     out = tmp_path / "m"
     cfg = cfg_for("poisson", "mlp", trainer, ["train.lr=1e6", "train.budget_wu=40"])
     with pytest.raises(TrainingDiverged) as err:
-        train(cfg, stores["poisson"], out, progress=False, live=False, verbose=False)
+        train(cfg, stores["poisson"], out, reporting=QUIET)
     msg = str(err.value)
     assert "diverged" in msg and "level" in msg and "train.lr" in msg and "No model file" in msg
     assert err.value.history and err.value.history[0]["work_units"] == 0   # the curve up to the divergence
@@ -292,7 +289,7 @@ def test_resume_after_sigkill(stores, tmp_path):
                                             ("adamw", ["train.growth.levels=3", "train.growth.share=0.4"])])
 def test_new_methods_train(stores, tmp_path, trainer, extra):
     cfg = cfg_for("poisson", "mlp", trainer, ["train.budget_wu=40", "train.lr=0.003", *extra])  # last lr wins
-    s = train(cfg, stores["poisson"], tmp_path / "m", progress=False, live=False, verbose=False)
+    s = train(cfg, stores["poisson"], tmp_path / "m", reporting=QUIET)
     first, last = s["history"][0]["val"]["mse"], s["best"]["mse"]
     assert last < 0.9 * first   # the validation loss falls
 
@@ -310,7 +307,7 @@ def test_schedules():
 def test_nested_iteration_grows_from_the_coarsest_net(stores, tmp_path):
     cfg = cfg_for("poisson", "mlp", "adam", ["train.budget_wu=40", "train.growth.levels=3", "train.growth.share=0.5",
                                             "train.eval_every_wu=2", "train.work_measure=flops"])
-    s = train(cfg, stores["poisson"], tmp_path / "m", progress=False, live=False, verbose=False)
+    s = train(cfg, stores["poisson"], tmp_path / "m", reporting=QUIET)
     levels = [r.get("growth_level", 0) for r in s["history"]]
     assert levels[0] == 2 and 1 in levels and levels[-1] == 0 and levels == sorted(levels, reverse=True)
     grown = [r for r in s["history"] if r.get("growth_level", 0) == 0]
@@ -323,11 +320,9 @@ def test_nested_iteration_grows_from_the_coarsest_net(stores, tmp_path):
 def test_chunk_order_streaming_trains_and_resumes(stores, tmp_path):
     over = ["data.memory_budget_mb=0.001", "data.stream_order=chunks", "train.budget_wu=24",
             "train.checkpoint_every_wu=8"]
-    a = train(cfg_for("poisson", "mlp", "adam", over), stores["poisson"], tmp_path / "a", progress=False,
-              live=False, verbose=False)
+    a = train(cfg_for("poisson", "mlp", "adam", over), stores["poisson"], tmp_path / "a", reporting=QUIET)
     assert a["data_streamed"] and a["best"]["mse"] < a["history"][0]["val"]["mse"]
     b = train(cfg_for("poisson", "mlp", "adam", [*over, "train.budget_wu=12"]), stores["poisson"], tmp_path / "b",
-              progress=False, live=False, verbose=False)
-    train(cfg_for("poisson", "mlp", "adam", over), stores["poisson"], tmp_path / "b", resume=True, progress=False,
-          live=False, verbose=False)
+              reporting=QUIET)
+    train(cfg_for("poisson", "mlp", "adam", over), stores["poisson"], tmp_path / "b", resume=True, reporting=QUIET)
     assert b["work_units"] == 12 and states_equal(tmp_path / "a" / "final.pt", tmp_path / "b" / "final.pt")

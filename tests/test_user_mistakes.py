@@ -11,7 +11,7 @@ import yaml
 from surrogate.cli import main as cli_main
 from surrogate.evaluate import OverlapWarning, evaluate
 from surrogate.io import ModelFileError, atomic_save, load, read_model_file
-from surrogate.train import ResumeError, train
+from surrogate.train import QUIET, ResumeError, train
 from surrogate_stores import make_poisson_store
 from test_surrogate_train import PARAMS, cfg_for, stores  # noqa: F401 - the shared store fixture
 
@@ -21,7 +21,7 @@ MODEL_FILES = ("best.pt", "final.pt", "aux_best.pt", "aux_final.pt")
 @pytest.fixture()
 def trained_dir(stores, tmp_path):  # noqa: F811
     out = tmp_path / "m"
-    train(cfg_for("poisson"), stores["poisson"], out, progress=False, live=False, verbose=False)
+    train(cfg_for("poisson"), stores["poisson"], out, reporting=QUIET)
     return out
 
 
@@ -54,8 +54,7 @@ def test_a_bad_store_or_a_divergence_keeps_the_previous_model(stores, trained_di
 
 
 def test_a_new_run_replaces_the_old_files_only_at_its_end(stores, trained_dir):  # noqa: F811
-    train(cfg_for("poisson", trainer="sgd"), stores["poisson"], trained_dir, progress=False, live=False,
-          verbose=False)
+    train(cfg_for("poisson", trainer="sgd"), stores["poisson"], trained_dir, reporting=QUIET)
     assert (trained_dir / "best.pt").exists() and not (trained_dir / "aux_best.pt").exists()
     assert read_model_file(trained_dir / "best.pt")[1]["train"]["trainer"] == "sgd"
 
@@ -124,15 +123,14 @@ def test_damaged_metadata_and_checkpoints_get_one_line(stores, trained_dir, tmp_
     torch.save(ck, trained_dir / "checkpoint.pt")
     (trained_dir / ".checkpoint.pt.tmp-4242").write_bytes(b"left by a kill -9")
     with pytest.raises(ResumeError, match="checkpoint.pt is damaged"):
-        train(cfg_for("poisson"), stores["poisson"], trained_dir, resume=True, progress=False, live=False,
-              verbose=False)
+        train(cfg_for("poisson"), stores["poisson"], trained_dir, resume=True, reporting=QUIET)
 
 
 def test_leftovers_of_a_killed_run_are_cleaned(stores, trained_dir):  # noqa: F811
     for name in (".checkpoint.pt.tmp-4242", ".final.pt.tmp-4243"):
         (trained_dir / name).write_bytes(b"left by a kill -9")
     train(cfg_for("poisson", overrides=["train.budget_wu=20"]), stores["poisson"], trained_dir, resume=True,
-          progress=False, live=False, verbose=False)
+          reporting=QUIET)
     assert not list(trained_dir.glob(".*.tmp-*"))
     assert json.loads((trained_dir / "train_summary.json").read_text())["work_units"] >= 20
 

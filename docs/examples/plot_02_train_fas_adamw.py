@@ -28,7 +28,7 @@ from pde_data.generate import generate
 from surrogate import config
 from surrogate.evaluate import evaluate
 from surrogate.export import export
-from surrogate.train import train
+from surrogate.train import QUIET, train
 
 torch.set_num_threads(2)
 work = Path(tempfile.mkdtemp(prefix="pde-surrogate-example-"))
@@ -47,7 +47,7 @@ PARAMS = {
 runs = {}
 for trainer in ("adamw", "fas"):
     cfg = config.resolve(PARAMS, problem="poisson", model="mlp", trainer=trainer)
-    summary = train(cfg, work / "poisson.zarr", work / trainer, progress=False, live=False, verbose=False)
+    summary = train(cfg, work / "poisson.zarr", work / trainer, reporting=QUIET)
     runs[trainer] = summary
     print(f"{trainer:5s}: {summary['elapsed_s']:.1f} s, best validation MSE {summary['best']['mse']:.3g} "
           f"at {summary['best']['mse_at_wu']:.0f} work units")

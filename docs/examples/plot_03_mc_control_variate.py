@@ -29,7 +29,7 @@ import torch
 from pde_data.generate import generate
 from surrogate import config, mc
 from surrogate.evaluate import evaluate
-from surrogate.train import train
+from surrogate.train import QUIET, train
 
 torch.set_num_threads(2)
 work = Path(tempfile.mkdtemp(prefix="pde-surrogate-example-"))
@@ -40,7 +40,7 @@ PARAMS = {"data": {"split": {"train": 0.8, "val": 0.1, "test": 0.1}, "target": {
           "train": {"budget_wu": 600, "batch_size": 32, "lr": 0.002, "eval_every_wu": 60, "device": "cpu",
                     "eval_train_samples": 0, "checkpoint_every_wu": 1000}}
 cfg = config.resolve(PARAMS, problem="darcy", model="mlp", trainer="adamw")
-train(cfg, work / "darcy.zarr", work / "model", progress=False, live=False, verbose=False)
+train(cfg, work / "darcy.zarr", work / "model", reporting=QUIET)
 test = evaluate(work / "model", work / "darcy.zarr")["fine"]["Q"]
 print(f"test split: relative L2 {test['rel_l2']:.4f}, correlation with FEM {test['corr']:.3f}")
 

@@ -98,7 +98,7 @@ def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str,
     import torch
 
     torch.set_num_threads(threads)
-    from surrogate.train import ResumeError, TrainingDiverged, train
+    from surrogate.train import QUIET, ResumeError, TrainingDiverged, train
 
     out = Path(task["dir"])
     rec_path = out / "record.json"
@@ -107,10 +107,10 @@ def run_task(task: Mapping, threads: int, keep_models: bool, fingerprint: str,
     status, error, summary, history = "ok", None, None, []
     try:
         try:
-            summary = train(task["cfg"], task["store"], out, resume=True, progress=False, live=False, verbose=False)
+            summary = train(task["cfg"], task["store"], out, resume=True, reporting=QUIET)
         except ResumeError:
             shutil.rmtree(out, ignore_errors=True)
-            summary = train(task["cfg"], task["store"], out, resume=False, progress=False, live=False, verbose=False)
+            summary = train(task["cfg"], task["store"], out, resume=False, reporting=QUIET)
     except TrainingDiverged as exc:
         status, error, history = "diverged", str(exc), exc.history   # the curve up to the divergence
     wall = time.perf_counter() - t0
