@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from pde_data import chunks, store
-from pde_data.config import replace
+from params import replace
 from surrogate import config
 from surrogate.dataset import load_dataset
 from surrogate.io import make_net

@@ -25,7 +25,7 @@ on a 288^2 torus at n = 128, against 320^2 with C^2 alone). The growth stops at
 ``max_padding * m0`` or at the memory budget, whichever is smaller. There,
 negative eigenvalues are clipped to 0 with a warning if the covariance error
 ``covariance_error`` is at most :data:`CLIP_MAX_ERROR`; a larger error is a
-:class:`~pde_data.config.ConfigError`. Clipping adds the PSD circulant of the
+:class:`~params.ConfigError`. Clipping adds the PSD circulant of the
 clipped magnitudes, whose largest entry is its diagonal, so the max-norm
 error relative to the variance is exactly sum(|lam < 0|) / sum(lam).
 
@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from pde_data.config import ConfigError
+from params import ConfigError
 
 #: Relative covariance error (max norm, relative to the variance) up to which clipped
 #: negative eigenvalues count as round-off: the embedding is then called exact.

@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
-    from pde_data.config import ConfigError
+    from params import ConfigError
 
     args = build_parser().parse_args(argv)
     try:

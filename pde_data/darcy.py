@@ -65,7 +65,7 @@ from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from pde_data.config import Choice, ConfigError, Float, Int, Spec
+from params import Choice, ConfigError, Float, Int, Spec
 from pde_data.fields import (
     FIELD_PARAMS,
     LOG_FLOAT64_MAX,

@@ -49,7 +49,7 @@ same whatever the number of MPI ranks or threads. The two methods give the
 same distribution, not the same numbers.
 
 A grid whose sampler would exceed ``memory_mb`` (default
-:data:`MEMORY_BUDGET_MB`) is refused with a :class:`~pde_data.config.ConfigError`.
+:data:`MEMORY_BUDGET_MB`) is refused with a :class:`~params.ConfigError`.
 
 **Cell averages** (``average=r``, for multilevel Monte Carlo over grids): the
 field of the averages of the point field of the (r n) x (r n) grid over the
@@ -91,7 +91,7 @@ from typing import Any
 import numpy as np
 
 from pde_data.circulant import CirculantEmbedding, embedding_bytes, fast_size
-from pde_data.config import Choice, ConfigError, Float, Spec
+from params import Choice, ConfigError, Float, Spec
 from pde_data.heap import keep_freed_memory
 
 #: Kernel names accepted by :class:`GaussianRandomField`.
@@ -131,7 +131,7 @@ def check_field_params(
 ) -> dict[str, Any]:
     """Check the field parameters; returns them normalised (``nu`` is None unless kernel is matern).
 
-    Raises :class:`~pde_data.config.ConfigError` naming ``prefix + key``, the
+    Raises :class:`~params.ConfigError` naming ``prefix + key``, the
     value and what is allowed: unknown kernel or method, non-positive variance
     or length, a Matern smoothness without closed form, or a mean/variance for
     which k = exp(log_k) would overflow float32 within 8 standard deviations.

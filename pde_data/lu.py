@@ -16,7 +16,7 @@ import math
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from pde_data.config import ConfigError
+from params import ConfigError
 from pde_data.heap import keep_freed_memory, physical_memory
 
 #: LU packages that pivot, in order of preference (a saddle-point matrix needs pivoting).

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pde_data.config import writable_dir
+from params import writable_dir
 from pde_data.store import StoreError, StoreReader
 
 #: Fields shown for each problem, in panel order.

@@ -34,7 +34,7 @@ from dolfinx.fem import petsc as fem_petsc
 from mpi4py import MPI
 from petsc4py import PETSc
 
-from pde_data.config import Float, Int, Range, Spec
+from params import Float, Int, Range, Spec
 from pde_data.labels import IMAGE, Variable, grid_axis
 from pde_data.lu import CHOLESKY_FROM_N, check_memory, direct_solver, solver_name
 

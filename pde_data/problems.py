@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
-from pde_data.config import ConfigError, Spec
+from params import ConfigError, Spec
 
 
 class Family(Protocol):

@@ -63,7 +63,7 @@ from pde_data.chunks import (
     read_done,
     runs,
 )
-from pde_data.config import ConfigError
+from params import ConfigError
 from pde_data.manifest import Manifest
 
 #: Version of the layout above, written by this pde_data.

@@ -218,7 +218,7 @@ def _evaluate(args) -> int:
 def _mc(args) -> int:
     import warnings
 
-    from pde_data.config import writable_dir
+    from params import writable_dir
     from surrogate import config, distributed, mc
 
     cfg = config.resolve_mc(args.params if args.params is not None else _default_params(), args.overrides,
@@ -271,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    from pde_data.config import ConfigError
+    from params import ConfigError
     from surrogate import distributed
     from surrogate.io import ModelFileError
     from surrogate.train import ResumeError, TrainingDiverged

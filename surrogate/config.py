@@ -13,9 +13,9 @@ its section class, nowhere else):
 - ``mc``     -> :class:`MCConfig`
 
 :func:`load` reads the file and the ``-S KEY=VALUE`` overrides once
-(:func:`pde_data.config.read_params`) and checks every section;
+(:func:`params.read_params`) and checks every section;
 :meth:`Params.run` gives the :class:`RunConfig` of one (problem, model,
-trainer). Errors are :class:`pde_data.config.ConfigError`, naming the key,
+trainer). Errors are :class:`params.ConfigError`, naming the key,
 the value and what is allowed.
 """
 
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from pde_data.config import (Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Range, Section, Seed,
-                             option, read_params, subsection)
+from params import (Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Range, Section, Seed, option,
+                    read_params, subsection)
 from pde_data.fields import FIELD_PARAMS, check_field_params
 from pde_data.problems import PROBLEMS, get_problem
 from surrogate.multilevel.config import FASConfig, GrowthConfig, OptimizerConfig

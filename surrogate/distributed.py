@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from pde_data.config import ConfigError
+from params import ConfigError
 from surrogate.runtime import pick_device
 
 #: How long a collective waits for a process that stopped before the job fails.

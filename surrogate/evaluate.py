@@ -36,7 +36,7 @@ from typing import Mapping
 import numpy as np
 import torch
 
-from pde_data.config import writable_dir
+from params import writable_dir
 from pde_data.store import StoreError, StoreReader
 from surrogate.config import SplitConfig
 from surrogate.dataset import Split, check_complete, open_store, split_indices

@@ -192,7 +192,7 @@ def build_net(arch: Mapping) -> torch.nn.Module:
 
 def make_net(model_cfg: Mapping, layout: Layout) -> torch.nn.Module:
     """The fine network for the ``models.<problem>.<kind>`` section (a dict with ``kind``) on ``layout``."""
-    from pde_data.config import ConfigError
+    from params import ConfigError
     from surrogate import models
 
     key = f"models.{layout.problem}.{model_cfg.get('kind')}"
@@ -212,7 +212,7 @@ TRAINING_COPIES = 8
 
 def _check_fits(key: str, count: int) -> None:
     """A ConfigError naming ``key`` when ``count`` float32 parameters cannot be trained in this machine's memory."""
-    from pde_data.config import ConfigError
+    from params import ConfigError
     from pde_data.heap import physical_memory
 
     need = count * 4 * TRAINING_COPIES

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from pde_data.config import ConfigError
+from params import ConfigError
 from pde_data.problems import get_problem
 from pde_data.store import StoreReader
 

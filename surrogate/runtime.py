@@ -11,7 +11,7 @@ from typing import Any, Mapping
 import numpy as np
 import torch
 
-from pde_data.config import ConfigError
+from params import ConfigError
 
 
 def pick_device(name: str | torch.device, key: str = "train.device") -> torch.device:

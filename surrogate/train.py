@@ -40,7 +40,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from pde_data.config import ConfigError, writable_dir
+from params import ConfigError, writable_dir
 from surrogate import config as config_mod
 from surrogate import distributed
 from surrogate.config import RunConfig

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import torch
 
-from pde_data.config import ConfigError, writable_dir
+from params import ConfigError, writable_dir
 from surrogate import config as config_mod
 from surrogate.config import RunConfig, TuneConfig
 from surrogate.dataset import Dataset, load_dataset, open_store

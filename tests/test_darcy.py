@@ -14,7 +14,7 @@ except ImportError:
     pass
 pytest.importorskip("dolfinx")
 
-from pde_data.config import ConfigError  # noqa: E402
+from params import ConfigError  # noqa: E402
 from pde_data.darcy import DarcyProblem  # noqa: E402
 from pde_data.fields import sample_rng  # noqa: E402
 

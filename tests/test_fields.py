@@ -10,7 +10,7 @@ import pytest
 
 from pde_data import circulant
 from pde_data.circulant import EXACT_TOL, EmbeddingWarning, fast_size, smoothstep
-from pde_data.config import ConfigError
+from params import ConfigError
 from pde_data.fields import (
     FIELD_PARAMS,
     LOG_FLOAT32_MAX,

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from pde_data.config import ConfigError
+from params import ConfigError
 from surrogate.io import arch_of, build_net, make_net
 from surrogate.layout import Layout
 from surrogate.models import build_model

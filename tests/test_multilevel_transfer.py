@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from surrogate.models import CNN, MLP
-from pde_data.config import ConfigError
+from params import ConfigError
 from surrogate.multilevel import Transfer, build_hierarchy, flops_per_sample
 
 

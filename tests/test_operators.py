@@ -38,7 +38,7 @@ def test_spectral_conv_keeps_only_the_low_modes():
 
 
 def test_fno_has_no_width_hierarchy():
-    from pde_data.config import ConfigError
+    from params import ConfigError
     from surrogate.multilevel import build_hierarchy
 
     net = FNO(1, 16, [(16, 16)], modes=4, width=8, layers=2)

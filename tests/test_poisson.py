@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from pde_data.config import ConfigError
+from params import ConfigError
 from pde_data.poisson import PoissonProblem, kappa_formula  # before dolfinx: orders MPI
 
 import ufl  # noqa: E402

@@ -14,7 +14,7 @@ from store_samples import assert_same_samples as assert_same
 from store_samples import read_samples
 
 from pde_data.chunks import auto_chunk
-from pde_data.config import ConfigError
+from params import ConfigError
 from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.store import StoreError, open_store
 

@@ -10,9 +10,9 @@ import pytest
 import yaml
 import torch
 
-from pde_data.config import replace
+from params import replace
 
-from pde_data.config import ConfigError
+from params import ConfigError
 from pde_data.store import StoreError, StoreReader
 from surrogate import config
 from surrogate.config import DataConfig, SplitConfig

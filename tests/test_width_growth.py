@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 
-from pde_data.config import ConfigError
+from params import ConfigError
 from surrogate.models import CNN, MLP
 from surrogate.multilevel import GrowthConfig, MinibatchStream, NestedIteration, OptimizerConfig, Trainer
 from surrogate.multilevel.fas import FASTrainer

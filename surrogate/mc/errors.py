@@ -1,6 +1,6 @@
 """The error and the warning of :mod:`surrogate.mc`."""
 
-from pde_data.config import ConfigError
+from params import ConfigError
 
 
 class MCError(ConfigError):

@@ -66,7 +66,7 @@ def add_parser(sub, add_common) -> argparse.ArgumentParser:
 
 def run(args, default_params) -> int:
     """The ``uq`` verb; ``default_params``: the params path when --params is not given."""
-    from pde_data.config import writable_dir
+    from params import writable_dir
     from surrogate.mc.errors import MCWarning
     from surrogate.mc.uq import darcy_problem, estimate_to_tolerance, store_problem
     from surrogate.mc.uqconfig import resolve_uq

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from pde_data.config import Bool, Choice, ConfigError, Float, Int, Section, option, read_params
+from params import Bool, Choice, ConfigError, Float, Int, Section, option, read_params
 from surrogate.config import DEVICES, SECTIONS
 
 

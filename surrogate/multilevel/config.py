@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from pde_data.config import Choice, ConfigError, Float, Int, Section, option
+from params import Choice, ConfigError, Float, Int, Section, option
 
 __all__ = ["FASConfig", "GrowthConfig", "OptimizerConfig", "OPTIMIZERS", "PARAMETRIZATIONS"]
 

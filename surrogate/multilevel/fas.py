@@ -48,7 +48,7 @@ from typing import Sequence
 import torch
 from torch.nn import functional as F
 
-from pde_data.config import ConfigError, replace
+from params import ConfigError, replace
 
 from ..models import WidthNet
 from .batches import MinibatchStream

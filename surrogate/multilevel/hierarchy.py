@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from pde_data.config import ConfigError, replace
+from params import ConfigError, replace
 
 from ..models import WidthNet
 from .config import FASConfig
