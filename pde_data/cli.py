@@ -47,7 +47,9 @@ def _generate(args: argparse.Namespace) -> None:
     """
     from pde_data.generate import MPI, generate
 
-    status = generate(args.problem, args.out, params_path=args.params, samples=args.n, seed=args.seed,
+    from params import params_path
+
+    status = generate(args.problem, args.out, params_path=params_path(args.params), samples=args.n, seed=args.seed,
                       chunk=args.chunk, overwrite=args.overwrite, overwrite_changed=args.overwrite_changed,
                       progress=not args.no_progress, overrides=args.set)
     if MPI.COMM_WORLD.rank == 0:
@@ -63,7 +65,8 @@ def add_generate(sub) -> None:
     p.add_argument("problem", choices=list(PROBLEMS), help="PDE family")
     p.add_argument("--out", required=True, help="store path, e.g. data/poisson.zarr")
     p.add_argument(
-        "--params", help="params.yaml whose PROBLEM section sets the parameters (default: built-in defaults)"
+        "--params", help="params.yaml whose PROBLEM section sets the parameters (default: ./params.yaml if present, "
+        "else the built-in defaults, equal to the repository's params.yaml)"
     )
     p.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter of params.yaml, e.g. -S darcy.length=0.1 (repeatable)")

@@ -6,6 +6,7 @@ particular to a store: :data:`GENERATE` (samples, seed, chunk) and :func:`proble
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,9 +21,9 @@ GENERATE: dict[str, Spec] = {
 }
 
 
-def problem_config(params: Mapping[str, Any], problem: str, family_specs: Mapping[str, Spec]) -> tuple[dict, dict]:
-    """Split and check the ``problem`` section: (family keyword arguments, generation settings)."""
-    resolved = resolve_specs(problem, params.get(problem), {**family_specs, **GENERATE})
-    family = {key: resolved[key] for key in family_specs}
-    generate = {key: resolved[key] for key in GENERATE}
-    return family, generate
+def problem_config(params: Mapping[str, Any], problem: str, family_cls: Any) -> tuple[dict, dict]:
+    """Split and check the ``problem`` section of the family ``family_cls``: (family keyword arguments,
+    generation settings). The store size defaults to the family's ``SAMPLES``."""
+    generate = {**GENERATE, "samples": dataclasses.replace(GENERATE["samples"], default=family_cls.SAMPLES)}
+    resolved = resolve_specs(problem, params.get(problem), {**family_cls.PARAMS, **generate})
+    return ({key: resolved[key] for key in family_cls.PARAMS}, {key: resolved[key] for key in GENERATE})

@@ -102,6 +102,7 @@ class DarcyProblem:
     #: 2: the circulant embedding also tries a C^3 taper, so some grids and lengths (the default kernel at
     #: n >= 128) sample on a smaller torus: other log_k values for the same (seed, i) than version 1.
     schema_version: ClassVar[int] = 2
+    SAMPLES: ClassVar[int] = 8000  # store size without a params file (params.yaml: darcy.samples)
     PARAMS: ClassVar[dict[str, Spec]] = {
         "n": Int(32, low=1),  # cells per side: n x n quadrilaterals, images are n x n
         **FIELD_PARAMS,  # kernel, mean, variance, length, nu of log_k; method: its sampler

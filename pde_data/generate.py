@@ -143,7 +143,7 @@ def generate(
     # 1. Parameters: the problem's params.yaml section, command-line overrides on top.
     family_cls = get_family(problem)
     params = read_params(params_path, overrides, sections=PROBLEMS)
-    kwargs, settings = problem_config(params, problem, family_cls.PARAMS)
+    kwargs, settings = problem_config(params, problem, family_cls)
     for key, flag, value in (("samples", "--n", samples), ("seed", "--seed", seed), ("chunk", "--chunk", chunk)):
         if value is not None:
             settings[key] = GENERATE[key].check(flag, value)

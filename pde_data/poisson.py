@@ -54,6 +54,7 @@ class PoissonProblem:
 
     name: ClassVar[str] = "poisson"
     schema_version: ClassVar[int] = 1
+    SAMPLES: ClassVar[int] = 2400  # store size without a params file (params.yaml: poisson.samples)
     PARAMS: ClassVar[dict[str, Spec]] = {
         "n": Int(32, low=2),  # grid points per side: the mesh has (n-1) x (n-1) squares
         "kx": Range((0.5, 4.0)),

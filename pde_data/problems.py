@@ -31,6 +31,8 @@ class Family(Protocol):
     name: ClassVar[str]
     #: Version of the stored arrays and their meaning; bump it when they change.
     schema_version: ClassVar[int]
+    #: The store size when the params give none (the repository's params.yaml value).
+    SAMPLES: ClassVar[int]
     #: Constructor keyword -> spec (default and check). The keys are also the
     #: keys of the family's ``params.yaml`` section (besides samples/seed/chunk).
     #: The constructor takes exactly these keywords and solves on ``MPI.COMM_SELF``.

@@ -28,14 +28,10 @@ EXIT_DIVERGED = 3
 EXIT_INTERRUPTED = 130
 
 
-def _default_params() -> str | None:
-    return "params.yaml" if Path("params.yaml").exists() else None
-
-
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--params", default=None, metavar="YAML",
-                   help="parameter file (sections data, models, train, mc); default: ./params.yaml if present, "
-                        "else the built-in defaults")
+                   help="parameter file (sections data, models, train, tune, mc, uq); default: ./params.yaml if "
+                        "present, else the built-in defaults (equal to the repository's params.yaml)")
     p.add_argument("-S", "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one parameter, e.g. -S train.lr=0.005 -S train.fas.levels=3 (repeatable)")
 
@@ -168,9 +164,10 @@ def _print_warnings(caught) -> None:
 
 
 def _params(args):
+    from params import params_path
     from surrogate import config
 
-    return config.load(args.params if args.params is not None else _default_params(), args.overrides)
+    return config.load(params_path(args.params), args.overrides)
 
 
 def _train(args) -> int:
@@ -218,10 +215,10 @@ def _evaluate(args) -> int:
 def _mc(args) -> int:
     import warnings
 
-    from params import writable_dir
+    from params import params_path, writable_dir
     from surrogate import config, distributed, mc
 
-    cfg = config.resolve_mc(args.params if args.params is not None else _default_params(), args.overrides,
+    cfg = config.resolve_mc(params_path(args.params), args.overrides,
                             n=args.n, fem_n=args.fem_n, seed=args.seed, batch_size=args.batch_size,
                             device=args.device)
     writable_dir(Path(args.out).parent, "--out")
@@ -252,9 +249,10 @@ def _export(args) -> int:
 
 
 def _uq(args) -> int:
+    from params import params_path
     from surrogate.mc import uqcli
 
-    return uqcli.run(args, _default_params())
+    return uqcli.run(args, params_path(args.params))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -92,7 +92,7 @@ class DataConfig(Section):
     memory_budget_mb: float = option(Float(2048.0, low=0.0))   # encoded splits that fit are loaded, else streamed
     allow_incomplete: bool = option(Bool(False))                # train on the done samples of an unfinished store
     normalize: bool = option(Bool(True))                        # standardise with training-split mean/std
-    target: dict = option(TargetChoice({}))                     # e.g. {darcy: Q+p}
+    target: dict = option(TargetChoice({"darcy": "Q"}))         # e.g. {darcy: Q+p}
     eval_batch_size: int = option(Int(1000, low=1))
     stream_order: str = option(Choice("global", ("global", "chunks")))  # streamed data: minibatch order
 
@@ -154,7 +154,7 @@ class TrainConfig(Section):
     """The training run (surrogate.train); ``sgd``/``adam``/``adamw`` are one level, ``fas`` the hierarchy."""
 
     PREFIX = "train"
-    trainer: str = option(Choice("fas", TRAINERS))
+    trainer: str = option(Choice("adamw", TRAINERS))
     budget_wu: float = option(Float(200.0, low=0.0, low_open=True))    # work units (paper sec. 8)
     work_measure: str = option(Choice("paper", ("paper", "flops")))
     batch_size: int = option(Int(200, low=1))
@@ -175,11 +175,19 @@ class TrainConfig(Section):
 
     def validate(self) -> None:
         _ = self.optimizer  # an optimizer that the parametrization does not fit fails here, naming the key
-        if self.trainer != "fas":  # one level: the hierarchy is the network alone
-            object.__setattr__(self, "fas", dataclasses.replace(self.fas, levels=1))
-        elif self.fas.levels < 2:
+        if self.trainer == "fas" and self.fas.levels < 2:
             raise ConfigError(f"train.fas.levels: {self.fas.levels!r} is not allowed; the fas trainer needs "
                               "levels >= 2 (use trainer sgd or adam for one-level training)")
+
+    @property
+    def levels(self) -> int:
+        """The depth of the trained hierarchy: ``fas.levels`` for the fas trainer, 1 (the network) otherwise."""
+        return self.fas.levels if self.trainer == "fas" else 1
+
+    @property
+    def hierarchy(self) -> FASConfig:
+        """``fas`` with the depth of the trained hierarchy (:attr:`levels`)."""
+        return dataclasses.replace(self.fas, levels=self.levels)
 
     @property
     def optimizer(self) -> OptimizerConfig:
@@ -216,14 +224,14 @@ class MCConfig(Section):
     """Monte Carlo of the Darcy outflow QoI (surrogate.mc)."""
 
     PREFIX = "mc"
-    n: int = option(Int(20000, low=2))           # surrogate samples N (fresh fields)
+    n: int = option(Int(30000, low=2))           # surrogate samples N (fresh fields)
     fem_n: int = option(Int(500, low=0))         # FEM solves M on the first M of the N fields (0: none)
     seed: int = option(Seed(1))                  # field i <- SeedSequence((seed, i, MC_STREAM))
     batch_size: int = option(Int(4096, low=1))   # fields drawn and predicted per batch
     device: str = option(Choice("auto", DEVICES))
     sampler: str = option(Choice("auto", ("auto", "numpy", "torch")))   # auto: torch for FFT fields
     field: dict = option(FieldOverrides({}))     # overrides of the training store's field parameters
-    reuse: str = option(Choice("none", ("none", "test")))   # test: the store's test split as CV pairs (no solves)
+    reuse: str = option(Choice("test", ("none", "test")))   # test: the store's test split as CV pairs (no solves)
 
     def validate(self) -> None:
         if self.fem_n > self.n:
@@ -332,7 +340,7 @@ class Params:
         get_problem(problem)
         kind = Choice("mlp", tuple(MODELS)).check("--model", model or "mlp")
         if trainer is not None:
-            trainer = Choice("fas", TRAINERS).check("--trainer", trainer)
+            trainer = Choice(TrainConfig().trainer, TRAINERS).check("--trainer", trainer)
             typed = self.train_typed.get("trainer", trainer)
             if typed != trainer:
                 raise ConfigError(f"--trainer {trainer} and -S train.trainer={typed} disagree; give one of them")
@@ -390,6 +398,31 @@ def _train_for(train: Mapping, problem: str, trainer: str | None = None,
     return _merge(by_trainer, typed), tuple(notes)
 
 
+#: What a command reads when it is given no params file, beyond each key's own default: the per-problem
+#: networks and the ``train`` groups of the repository's params.yaml (tests/test_defaults.py compares every key).
+BUILTIN: dict[str, Any] = {
+    "models": {
+        "poisson": {"mlp": {"hidden": [400, 400]}, "cnn": {"conv": [[16, 7, 2], [16, 7, 2]], "fc": [64, 64]},
+                    "unet": {"channels": [16, 32, 64, 128], "head": [64]},
+                    "fno": {"modes": 8, "width": 32, "layers": 4}},
+        "darcy": {"mlp": {"hidden": [512, 512, 512]},
+                  "cnn": {"conv": [[8, 11, 2], [16, 7, 1], [32, 3, 1]], "fc": [128, 128]},
+                  "unet": {"channels": [16, 32, 64, 128], "head": [64]},
+                  "fno": {"modes": 8, "width": 32, "layers": 4}},
+    },
+    "train": {
+        "by_trainer": {"adam": {"lr": 0.001}, "adamw": {"lr": 0.001}, "fas": {"budget_wu": 600}},
+        "by_problem": {
+            "poisson": {"budget_wu": 3000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
+                        "checkpoint_every_wu": 1000},
+            "darcy": {"budget_wu": 3000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
+                      "checkpoint_every_wu": 1000, "weight_decay": 1.0e-4,
+                      "fas": {"pre": 2, "coarse": 2, "post": 2, "rematch_every": 10}},
+        },
+    },
+}
+
+
 def _models(raw: Any) -> dict[str, dict[str, Section]]:
     raw = {} if raw is None else raw
     if not isinstance(raw, Mapping):
@@ -407,8 +440,9 @@ def _models(raw: Any) -> dict[str, dict[str, Section]]:
 
 
 def load(params: str | Path | Mapping | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Params:
-    """Read ``params`` (a path, a mapping or None for the defaults) and ``-S`` overrides; check every section."""
-    tree = read_params(params, overrides, sections=(*SECTIONS, *PROBLEMS))
+    """Read ``params`` (a path, a mapping, or None: the built-in defaults, which equal the repository's
+    params.yaml) and ``-S`` overrides; check every section."""
+    tree = read_params(params if params is not None else BUILTIN, overrides, sections=(*SECTIONS, *PROBLEMS))
     train_raw = tree.get("train") or {}
     if not isinstance(train_raw, Mapping):
         raise ConfigError(f"train: {train_raw!r} is not allowed; need a mapping of keys to values")

@@ -82,7 +82,7 @@ class Monitor:
 
     def __init__(self, cfg: RunConfig, dataset: Dataset, trainer: Trainer):
         self.cfg, self.dataset, self.trainer = cfg, dataset, trainer
-        self.roles = ("fine", "aux") if cfg.train.fas.levels > 1 else ("fine",)
+        self.roles = ("fine", "aux") if cfg.train.levels > 1 else ("fine",)
         self.history: list[dict[str, Any]] = []
         self.best = {role: {"value": math.inf, "state": None, "arch": None, "record": None} for role in self.roles}
 

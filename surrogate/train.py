@@ -82,8 +82,8 @@ def build_trainer(cfg: RunConfig, net: torch.nn.Module, dataset: Dataset, device
     base = base_shapes or [p.shape for p in net.parameters()]
 
     def final(fine: torch.nn.Module) -> ml.FASTrainer:
-        return ml.FASTrainer(ml.build_hierarchy(fine, config=t.fas, seed=t.seed), train.X, train.Y, batches, t.fas,
-                             t.optimizer, base_shapes=base)
+        hierarchy = ml.build_hierarchy(fine, config=t.hierarchy, seed=t.seed)
+        return ml.FASTrainer(hierarchy, train.X, train.Y, batches, t.fas, t.optimizer, base_shapes=base)
 
     if t.growth.levels == 1:
         return final(net)
@@ -321,7 +321,7 @@ def _summary(cfg: RunConfig, dataset: Dataset, monitor: Monitor, store_info: dic
              device: torch.device) -> dict:
     final = monitor.history[-1]
     summary = {"problem": cfg.problem, "model": cfg.model.KIND, "trainer": cfg.train.trainer,
-               "levels": cfg.train.fas.levels, "device": str(device), "processes": distributed.world_size(),
+               "levels": cfg.train.levels, "device": str(device), "processes": distributed.world_size(),
                "store": store_info, "work_measure": cfg.train.work_measure, "data_streamed": dataset.streamed,
                "work_units": work, "cycles": loop["cycles"], "elapsed_s": loop["elapsed_s"],
                "eval_elapsed_s": list(loop.get("eval_elapsed_s", [])),   # per history record

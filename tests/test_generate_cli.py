@@ -107,7 +107,7 @@ def test_info_of_a_foreign_path(tmp_path, capsys):
 
 def test_params_yaml_of_the_repository_is_valid():
     params = read_params(Path(__file__).parents[1] / "params.yaml")
-    kwargs, settings = problem_config(params, "poisson", PoissonProblem.PARAMS)
+    kwargs, settings = problem_config(params, "poisson", PoissonProblem)
     assert kwargs["n"] == 32 and kwargs["kx"] == [0.5, 4.0] and settings["samples"] >= 100
 
 

@@ -247,7 +247,7 @@ def test_estimates_cover_a_large_plain_fem_estimate(darcy_model, tmp_path):
 @needs_fem
 def test_cli_mc_writes_metrics_and_histogram(darcy_model, tmp_path, capsys):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"mc": {"n": 400, "fem_n": 10, "seed": 5, "batch_size": 128,
+    params.write_text(yaml.safe_dump({"mc": {"n": 400, "fem_n": 10, "seed": 5, "batch_size": 128, "reuse": "none",
                                              "device": "cpu", "field": {"variance": 0.5}}}))
     out, plots = tmp_path / "m" / "mc.json", tmp_path / "plots"
     rc = cli_main(["mc", "--model", str(darcy_model["dir"]), "--fem-n", "20", "--params", str(params),
@@ -320,7 +320,7 @@ def test_params_section_of_the_repository_is_valid():
 # --------------------------------------------------------------------------
 def test_surrogate_only_runs_without_dolfinx(tiny_models, tmp_path):
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"mc": {"n": 300, "fem_n": 0, "device": "cpu", "field": FIELD}}))
+    params.write_text(yaml.safe_dump({"mc": {"n": 300, "fem_n": 0, "device": "cpu", "field": FIELD, "reuse": "none"}}))
     out = tmp_path / "mc.json"
     code = f"""
 import sys

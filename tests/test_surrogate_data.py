@@ -42,7 +42,7 @@ def test_repo_params_validate():
             for trainer in ("sgd", "adam", "fas"):
                 cfg = config.resolve(ROOT / "params.yaml", problem=problem, model=model, trainer=trainer)
                 assert cfg.model.KIND == model
-                assert cfg.train.fas.levels == (1 if trainer != "fas" else cfg.train.fas.levels)
+                assert cfg.train.levels == (1 if trainer != "fas" else cfg.train.fas.levels)
     darcy = yaml.safe_load((ROOT / "params.yaml").read_text())["train"]["by_problem"]["darcy"]["weight_decay"]
     assert config.resolve(ROOT / "params.yaml", problem="darcy").train.weight_decay == darcy   # the problem's wins
 
@@ -72,7 +72,7 @@ def test_bad_values_name_key_value_and_allowed(override, words):
 
 def test_overrides_and_by_problem():
     cfg = config.resolve({"train": {"by_problem": {"darcy": {"fas": {"pre": 2, "rematch_every": 10}}}}},
-                         problem="darcy", overrides=["train.weight_decay=1e-6", "train.fas.levels=3"])
+                         problem="darcy", trainer="fas", overrides=["train.weight_decay=1e-6", "train.fas.levels=3"])
     assert cfg.train.weight_decay == 1e-6  # '1e-6' is a str for PyYAML; accepted as a number
     assert cfg.train.fas.pre == 2 and cfg.train.fas.rematch_every == 10
     assert cfg.train.fas.levels == 3

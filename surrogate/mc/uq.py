@@ -40,7 +40,7 @@ def darcy_problem(tree: Mapping) -> dict:
     from pde_data.config import problem_config
     from pde_data.darcy import DarcyProblem
 
-    family, _ = problem_config(tree, "darcy", DarcyProblem.PARAMS)
+    family, _ = problem_config(tree, "darcy", DarcyProblem)
     return family
 
 

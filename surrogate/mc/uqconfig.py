@@ -51,11 +51,11 @@ class UQConfig(Section):
     adaptive: bool = option(Bool(False))                 # true: add levels up to n until the bias estimate fits
     theta: float = option(Float(0.5, low=0.0, high=1.0, low_open=True, high_open=True))  # bias share of eps^2
     pilot: int = option(Int(64, low=2))                  # pilot samples per level
-    qmc: bool = option(Bool(False))                      # randomized QMC (scrambled Sobol') normals
+    qmc: bool = option(Bool(True))                       # randomized QMC (scrambled Sobol') normals
     qmc_replicates: int = option(Int(16, low=2))         # independent randomizations (error estimate)
     qmc_dims: int = option(Int(1024, low=1))             # Sobol' dimensions (heaviest modes), rest pseudo-random
     seed: int = option(Int(1, low=0))
-    max_cost_s: float = option(Float(3600.0, low=0.0, low_open=True))  # sampling budget in seconds
+    max_cost_s: float = option(Float(600.0, low=0.0, low_open=True))  # sampling budget in seconds
     batch: int = option(Int(256, low=1))                 # FEM samples per recorded batch
     model: str | None = option(Maybe(Text()))            # surrogate control variate (a model dir/file); null: none
     device: str = option(Choice("auto", DEVICES))       # device of the surrogate
