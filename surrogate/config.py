@@ -470,15 +470,13 @@ def resolve(params: str | Path | Mapping | None = None, *, problem: str, model: 
 
 def resolve_mc(params: str | Path | Mapping | None = None, overrides: list[str] | tuple[str, ...] = (),
                **flags: Any) -> MCConfig:
-    """The ``mc`` section, with command-line ``flags`` (``n=...``; None: not given) on top."""
-    mc = load(params, overrides).mc
+    """The ``mc`` section, with command-line ``flags`` (``n=...``; None: not given) on top; the other sections
+    are not read (a bad ``train`` key does not stop ``surrogate mc``)."""
+    raw = read_params(params, overrides, sections=(*SECTIONS, *PROBLEMS)).get("mc") or {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"mc: {raw!r} is not allowed; need a mapping of keys to values")
     given = {k: v for k, v in flags.items() if v is not None}
-    return MCConfig.from_mapping({**mc.to_dict(), **given})
-
-
-def to_dict(cfg: RunConfig | Mapping) -> dict:
-    """The nested dict of a run config (a dict is returned as a copy)."""
-    return cfg.to_dict() if isinstance(cfg, RunConfig) else copy.deepcopy(dict(cfg))
+    return MCConfig.from_mapping({**raw, **given})
 
 
 def diff(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:

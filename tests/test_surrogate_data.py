@@ -231,3 +231,11 @@ def test_reads_a_store_written_by_pde_data(tmp_path):
     ds = load_dataset(path, data=replace(DATA, allow_incomplete=True), flat=True)
     assert ds.store.problem == "darcy" and ds.layout.n == n
     assert len(ds["train"]) == 4 and ds["train"].Y.shape == (4, 1)
+
+
+def test_mc_reads_only_its_own_section():
+    """A bad key elsewhere (here train) does not stop ``surrogate mc``; a bad mc key does."""
+    cfg = config.resolve_mc({"train": {"lrr": 1}, "mc": {"n": 50, "fem_n": 10}}, n=60)
+    assert cfg.n == 60 and cfg.fem_n == 10
+    with pytest.raises(ConfigError, match="mc.nn: unknown key"):
+        config.resolve_mc({"mc": {"nn": 5}})
