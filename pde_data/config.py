@@ -22,8 +22,9 @@ GENERATE: dict[str, Spec] = {
 
 
 def problem_config(params: Mapping[str, Any], problem: str, family_cls: Any) -> tuple[dict, dict]:
-    """Split and check the ``problem`` section of the family ``family_cls``: (family keyword arguments,
-    generation settings). The store size defaults to the family's ``SAMPLES``."""
+    """Split and check the ``problem`` section of the family ``family_cls``: (its checked parameters,
+    :meth:`Family.config`, and the generation settings). The store size defaults to the family's ``SAMPLES``."""
     generate = {**GENERATE, "samples": dataclasses.replace(GENERATE["samples"], default=family_cls.SAMPLES)}
     resolved = resolve_specs(problem, params.get(problem), {**family_cls.PARAMS, **generate})
-    return ({key: resolved[key] for key in family_cls.PARAMS}, {key: resolved[key] for key in GENERATE})
+    family = family_cls.config(**{key: resolved[key] for key in family_cls.PARAMS})   # the family's joint checks
+    return family, {key: resolved[key] for key in GENERATE}

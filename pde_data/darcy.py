@@ -125,20 +125,26 @@ class DarcyProblem:
         "y": grid_axis("y", "cell centres"),
     }
 
-    def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(self.PARAMS))
+    @classmethod
+    def config(cls, **params: Any) -> dict[str, Any]:
+        """The checked parameters: each key's spec, then the field's joint check (positive variance and length,
+        the Matern smoothness, no overflow of k; ``nu`` None unless the kernel is Matern) and two distinct
+        sides. The one check of the family's parameters (``pde_data.config.problem_config`` calls it too)."""
+        unknown = sorted(set(params) - set(cls.PARAMS))
         if unknown:
-            raise TypeError(f"DarcyProblem got unknown parameter {unknown[0]!r}; allowed: {', '.join(self.PARAMS)}")
-        p = {key: spec.check(f"darcy.{key}", params.get(key, spec.default)) for key, spec in self.PARAMS.items()}
-        # Field parameters: positivity, kernel/nu, overflow of k (nu is None unless kernel is matern).
+            raise TypeError(f"DarcyProblem got unknown parameter {unknown[0]!r}; allowed: {', '.join(cls.PARAMS)}")
+        p = {key: params.get(key, spec.default) for key, spec in cls.PARAMS.items()}
+        p = {key: value if key == "nu" and value is None else cls.PARAMS[key].check(f"darcy.{key}", value)
+             for key, value in p.items()}   # nu None: no smoothness (a kernel other than matern)
         p.update(check_field_params(p["kernel"], p["mean"], p["variance"], p["length"], p["nu"], prefix="darcy.",
                                     method=p["method"]))
         if p["inflow"] == p["outflow"]:
-            raise ConfigError(
-                f"darcy.outflow: {p['outflow']!r} is the inflow side too; "
-                f"need two different sides of {', '.join(SIDES)}"
-            )
-        self.params = p
+            raise ConfigError(f"darcy.outflow: {p['outflow']!r} is the inflow side too; need two different sides of "
+                              f"{', '.join(SIDES)}")
+        return p
+
+    def __init__(self, **params: Any):
+        self.params = p = self.config(**params)
         n = p["n"]
         check_memory(2 * n * (n + 1) + n * n, "darcy.n", n)  # RTCF1 (one per edge) + DQ0 (one per cell) unknowns
         self._field: GaussianRandomField | None = None
@@ -146,41 +152,49 @@ class DarcyProblem:
             self._field = self._make_field()  # cheap: a bad length or n fails here, not at the first draw
         else:  # the factor takes O(n^6): only on first draw, but a grid beyond the memory budget fails now
             check_budget(n, "cholesky", prefix="darcy.")
-        self.sample_arrays = {
-            "log_k": ((n, n), "float32"),
-            "p": ((n, n), "float32"),
-            "Q": ((), "float64"),
-            "Q_in": ((), "float64"),
-        }
-        walls = [side for side in SIDES if side not in (p["inflow"], p["outflow"])]
-        self.mesh = {
-            "cell": "quadrilateral",
-            "cells": [n, n],
-            "element": "RTCF1 (flux q) x DQ0 (pressure p)",
-            "grid": [n, n],
+        self.sample_arrays = {"log_k": ((n, n), "float32"), "p": ((n, n), "float32"), "Q": ((), "float64"),
+                              "Q_in": ((), "float64")}
+        self.mesh = self._describe()
+        self._mesh()                                    # 1. mesh and spaces
+        ds_in, ds_out = self._boundary()               # 2.-3. the sides, and no flow through the walls
+        self._forms(ds_in, ds_out)                     # 4.-6. forms, outflow functionals, right-hand side
+        self.ksp = direct_solver(self.A, pivoting=True)  # 7. one direct solver, refactorised when A changes
+        self.mesh["solver"] = solver_name(self.ksp)
+        self._pixel_maps()                             # 8. cells <-> image pixels
+
+    def _walls(self) -> list[str]:
+        return [side for side in SIDES if side not in (self.params["inflow"], self.params["outflow"])]
+
+    def _describe(self) -> dict[str, Any]:
+        """What the store records of the mesh, boundary, QoI and field."""
+        p, n = self.params, self.params["n"]
+        field = self._field.describe() if self._field else {"method": p["method"],
+                                                            "sampling": describe_method(p["method"])}
+        return {
+            "cell": "quadrilateral", "cells": [n, n], "element": "RTCF1 (flux q) x DQ0 (pressure p)", "grid": [n, n],
             "grid_layout": "array[row, col] = value of the cell centred at (x[col], y[row]); "
-            "x, y = (arange(n) + .5) / n",
+                           "x, y = (arange(n) + .5) / n",
             "boundary": f"p = {p['p_in']} on {p['inflow']}, p = {p['p_out']} on {p['outflow']}, "
-            f"q.n = 0 on {' and '.join(walls)}",
+                        f"q.n = 0 on {' and '.join(self._walls())}",
             "qoi": "Q = (1/|G_out|) int_G_out q.n ds (n outward); Q_in = -(1/|G_in|) int_G_in q.n ds; Q == Q_in",
-            "field": {
-                **(self._field.describe() if self._field else {"method": p["method"], "sampling": describe_method(p["method"])}),
-                "stored": "log_k rounded to float32 (the values solved with)",
-            },
+            "field": {**field, "stored": "log_k rounded to float32 (the values solved with)"},
         }
 
-        # 1. Mesh, spaces: mixed RTCF1 x DQ0, and DQ0 for the coefficient k^-1.
+    def _mesh(self) -> None:
+        """1. The n x n quadrilateral mesh, the mixed space RTCF1 x DQ0, and DQ0 for the coefficient k^-1."""
+        n = self.params["n"]
         self.domain = dmesh.create_unit_square(MPI.COMM_SELF, n, n, dmesh.CellType.quadrilateral)
         rt = basix.ufl.element("RTCF", "quadrilateral", 1)
         dq = basix.ufl.element("DQ", "quadrilateral", 0)
         self.W = fem.functionspace(self.domain, basix.ufl.mixed_element([rt, dq]))
-        K = fem.functionspace(self.domain, dq)
-        self.k_inv = fem.Function(K)
+        self.K = fem.functionspace(self.domain, dq)
+        self.k_inv = fem.Function(self.K)
 
-        # 2. Tag the four sides (1 left, 2 right, 3 bottom, 4 top).
-        tdim = self.domain.topology.dim
-        fdim = tdim - 1
-        self.domain.topology.create_connectivity(fdim, tdim)
+    def _boundary(self) -> tuple[ufl.Measure, ufl.Measure]:
+        """2. The four sides tagged (1 left, 2 right, 3 bottom, 4 top); 3. no flow (q.n = 0) on the walls,
+        imposed on the RT dofs. Returns the measures of the inflow and outflow sides."""
+        fdim = self.domain.topology.dim - 1
+        self.domain.topology.create_connectivity(fdim, fdim + 1)
         facets, tags = [], []
         for side in SIDES:
             found = dmesh.locate_entities_boundary(self.domain, fdim, _SIDE_MARKER[side])
@@ -189,48 +203,40 @@ class DarcyProblem:
         facets, tags = np.concatenate(facets), np.concatenate(tags)
         order = np.argsort(facets)
         facet_tags = dmesh.meshtags(self.domain, fdim, facets[order], tags[order])
-        ds = ufl.Measure("ds", domain=self.domain, subdomain_data=facet_tags)
-        ds_in, ds_out = ds(_SIDE_TAG[p["inflow"]]), ds(_SIDE_TAG[p["outflow"]])
-        normal = ufl.FacetNormal(self.domain)
-
-        # 3. No flow (q.n = 0) on the remaining sides, imposed on the RT dofs.
         V, _ = self.W.sub(0).collapse()
-        wall_facets = np.concatenate([facet_tags.find(_SIDE_TAG[side]) for side in walls]).astype(np.int32)
-        wall_dofs = fem.locate_dofs_topological((self.W.sub(0), V), fdim, wall_facets)
+        walls = np.concatenate([facet_tags.find(_SIDE_TAG[side]) for side in self._walls()]).astype(np.int32)
+        wall_dofs = fem.locate_dofs_topological((self.W.sub(0), V), fdim, walls)
         self.bcs = [fem.dirichletbc(fem.Function(V), wall_dofs, self.W.sub(0))]
+        ds = ufl.Measure("ds", domain=self.domain, subdomain_data=facet_tags)
+        return ds(_SIDE_TAG[self.params["inflow"]]), ds(_SIDE_TAG[self.params["outflow"]])
 
-        # 4. Forms (42): the bilinear form depends on k^-1; the right-hand side
-        #    carries the pressure data p_D on the inflow and outflow sides.
+    def _forms(self, ds_in: ufl.Measure, ds_out: ufl.Measure) -> None:
+        """4. The forms of (42): the bilinear form depends on k^-1, the right-hand side carries the pressure data
+        on the inflow and outflow sides; 5. the QoI (43): the mean normal fluxes are linear in the solution,
+        Q = g . w_h with g = assembled inner(s, n) ds / side length, one dot product per sample; 6. the
+        right-hand side does not depend on k: assembled once (the homogeneous wall condition needs no lifting),
+        and the matrix created."""
         q, pr = ufl.TrialFunctions(self.W)
         s, w = ufl.TestFunctions(self.W)
-        p_in = fem.Constant(self.domain, PETSc.ScalarType(p["p_in"]))
-        p_out = fem.Constant(self.domain, PETSc.ScalarType(p["p_out"]))
-        self.a = fem.form(
-            self.k_inv * ufl.inner(q, s) * ufl.dx - pr * ufl.div(s) * ufl.dx - ufl.div(q) * w * ufl.dx
-        )
+        normal = ufl.FacetNormal(self.domain)
+        p_in = fem.Constant(self.domain, PETSc.ScalarType(self.params["p_in"]))
+        p_out = fem.Constant(self.domain, PETSc.ScalarType(self.params["p_out"]))
+        self.a = fem.form(self.k_inv * ufl.inner(q, s) * ufl.dx - pr * ufl.div(s) * ufl.dx - ufl.div(q) * w * ufl.dx)
         L = fem.form(-p_in * ufl.inner(s, normal) * ds_in - p_out * ufl.inner(s, normal) * ds_out)
-
-        # 5. QoI (43): the mean normal fluxes are linear in the solution, Q = g . w_h with
-        #    g = assembled inner(s, n) ds / side length: one dot product per sample.
         self.wh = fem.Function(self.W)
         one = fem.Constant(self.domain, PETSc.ScalarType(1.0))
         len_in = fem.assemble_scalar(fem.form(one * ds_in))
         len_out = fem.assemble_scalar(fem.form(one * ds_out))
         self.flux_out = fem.assemble_vector(fem.form(ufl.inner(s, normal) * ds_out)).array / len_out
         self.flux_in = -fem.assemble_vector(fem.form(ufl.inner(s, normal) * ds_in)).array / len_in
-
-        # 6. The right-hand side is independent of k: assemble it once (the
-        #    homogeneous wall condition needs no lifting); create the matrix.
         self.b = fem_petsc.assemble_vector(L)
         fem_petsc.set_bc(self.b, self.bcs)
         self.A = fem_petsc.create_matrix(self.a)
 
-        # 7. One direct solver, refactorised (numerically) when A changes.
-        self.ksp = direct_solver(self.A, pivoting=True)
-        self.mesh["solver"] = solver_name(self.ksp)
-
-        # 8. Cell <-> image maps: image index (row * n + col) of each cell,
-        #    the k^-1 dof of each image pixel, the pressure dof (in W) of each pixel.
+    def _pixel_maps(self) -> None:
+        """8. Cell <-> image maps: the image index (row * n + col) of each cell, the k^-1 dof of each pixel, the
+        pressure dof (in W) of each pixel, and the cell-centre coordinates."""
+        n, tdim = self.params["n"], self.domain.topology.dim
         num_cells = self.domain.topology.index_map(tdim).size_local
         cells = np.arange(num_cells, dtype=np.int32)
         centre = dmesh.compute_midpoints(self.domain, tdim, cells)
@@ -240,7 +246,7 @@ class DarcyProblem:
         if num_cells != n * n or len(np.unique(pixel)) != n * n:
             raise RuntimeError("cell-to-pixel map of the structured mesh is not one-to-one")
         self.k_dof = np.empty(n * n, dtype=np.int64)
-        self.k_dof[pixel] = K.dofmap.list[cells, 0]
+        self.k_dof[pixel] = self.K.dofmap.list[cells, 0]
         Wp, p_parent = self.W.sub(1).collapse()
         self.p_dof = np.empty(n * n, dtype=np.int64)
         self.p_dof[pixel] = np.concatenate(p_parent)[Wp.dofmap.list[cells, 0]]

@@ -88,71 +88,64 @@ class PoissonProblem:
         "component": Variable(("component",), "component of the flux vector"),
     }
 
-    def __init__(self, **params: Any):
-        unknown = sorted(set(params) - set(self.PARAMS))
+    @classmethod
+    def config(cls, **params: Any) -> dict[str, Any]:
+        """The checked parameters, each by its spec (the one check; ``pde_data.config.problem_config`` calls it
+        too)."""
+        unknown = sorted(set(params) - set(cls.PARAMS))
         if unknown:
-            raise TypeError(f"PoissonProblem got unknown parameter {unknown[0]!r}; allowed: {', '.join(self.PARAMS)}")
-        self.params = {
-            key: spec.check(f"poisson.{key}", params.get(key, spec.default)) for key, spec in self.PARAMS.items()
-        }
+            raise TypeError(f"PoissonProblem got unknown parameter {unknown[0]!r}; allowed: {', '.join(cls.PARAMS)}")
+        return {key: spec.check(f"poisson.{key}", params.get(key, spec.default)) for key, spec in cls.PARAMS.items()}
+
+    def __init__(self, **params: Any):
+        self.params = self.config(**params)
         n = self.params["n"]
         check_memory(n * n, "poisson.n", n)  # P1 unknowns: one per grid point
-        self.sample_arrays = {
-            "theta": ((5,), "float64"),
-            "kappa": ((n, n), "float32"),
-            "f": ((n, n), "float32"),
-            "u": ((n, n), "float32"),
-            "flux": ((2, n, n), "float32"),
-        }
+        self.sample_arrays = {"theta": ((5,), "float64"), "kappa": ((n, n), "float32"), "f": ((n, n), "float32"),
+                              "u": ((n, n), "float32"), "flux": ((2, n, n), "float32")}
         self.mesh = {
-            "cell": "triangle",
-            "cells": [n - 1, n - 1],
-            "diagonal": "right",
-            "element": "Lagrange P1",
-            "grid": [n, n],
+            "cell": "triangle", "cells": [n - 1, n - 1], "diagonal": "right", "element": "Lagrange P1", "grid": [n, n],
             "grid_layout": "array[row, col] = value at (x[col], y[row]); x, y = linspace(0, 1, n)",
             "flux": "-kappa grad u per cell (kappa: mean of its vertex values), "
-            "area-weighted mean over the cells at each grid point",
+                    "area-weighted mean over the cells at each grid point",
         }
+        self._mesh()         # 1. the mesh whose vertices are the output grid, and the P1 space
+        self._forms()        # 2.-5. coefficients, boundary condition, forms, load vector and matrix
+        self.ksp = direct_solver(self.A, spd=n >= CHOLESKY_FROM_N)  # 6. one direct solver, refactorised per matrix
+        self.mesh["solver"] = solver_name(self.ksp)
+        self._pixel_maps()   # 7. dofs and cells -> grid points
 
-        # 1. Mesh whose vertices are the output grid, and the P1 space.
+    def _mesh(self) -> None:
+        """1. A structured triangle mesh of (n-1)^2 squares whose vertices are the n x n output grid; P1."""
+        n = self.params["n"]
         self.domain = dmesh.create_unit_square(MPI.COMM_SELF, n - 1, n - 1, dmesh.CellType.triangle)
         self.V = fem.functionspace(self.domain, ("Lagrange", 1))
 
-        # 2. Coefficients: theta is a Constant, so the forms compile once.
+    def _forms(self) -> None:
+        """2. kappa with theta as a Constant (the forms compile once); 3. u = 0 on the whole boundary; 4. the
+        stiffness form (kappa integrated with a fixed quadrature degree) and the load; 5. the load vector does
+        not depend on theta: assembled once (a serial mesh has no ghosts to update), and the matrix created."""
         x = ufl.SpatialCoordinate(self.domain)
         self.theta = fem.Constant(self.domain, np.zeros(5, dtype=PETSc.ScalarType))
         self.kappa = kappa_formula(x[0], x[1], [self.theta[i] for i in range(5)], ufl.cos, ufl.sin)
-        f = self.source(x)
-
-        # 3. Homogeneous Dirichlet condition on the whole boundary.
         tdim = self.domain.topology.dim
         self.domain.topology.create_connectivity(tdim - 1, tdim)
         facets = dmesh.exterior_facet_indices(self.domain.topology)
         dofs = fem.locate_dofs_topological(self.V, tdim - 1, facets)
         self.bcs = [fem.dirichletbc(PETSc.ScalarType(0), dofs, self.V)]
-
-        # 4. Forms: stiffness (kappa integrated with a fixed quadrature degree) and load.
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         self.uh = fem.Function(self.V)
         dx = ufl.dx(metadata={"quadrature_degree": self.params["quadrature_degree"]})
         self.a = fem.form(self.kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx)
-        L = fem.form(f * v * ufl.dx)
-
-        # 5. The load vector does not depend on theta: assemble it once
-        #    (a serial mesh has no ghosts to update), and the matrix object.
-        self.b = fem_petsc.assemble_vector(L)
+        self.b = fem_petsc.assemble_vector(fem.form(self.source(x) * v * ufl.dx))
         fem_petsc.set_bc(self.b, self.bcs)
         self.A = fem_petsc.create_matrix(self.a)
 
-        # 6. One direct solver, refactorised when the matrix changes.
-        self.ksp = direct_solver(self.A, spd=n >= CHOLESKY_FROM_N)
-        self.mesh["solver"] = solver_name(self.ksp)
-
-        # 7. Grid transfer. u: the P1 dof at each grid point (flat index
-        #    row * n + col). Flux: per cell the gradient operator (2 x 3 on
-        #    the cell's dofs), its area and the grid points of its vertices,
-        #    so that cell values are averaged to the grid with bincount.
+    def _pixel_maps(self) -> None:
+        """7. Grid transfer. u: the P1 dof at each grid point (flat index row * n + col). Flux: per cell the
+        gradient operator (2 x 3 on the cell's dofs), its area and the grid points of its vertices, so that cell
+        values are averaged to the grid with bincount. Also the grid and f on it."""
+        n = self.params["n"]
         coords = self.V.tabulate_dof_coordinates()[:, :2]
         index = np.rint(coords * (n - 1)).astype(np.int64)
         dof_grid = index[:, 1] * n + index[:, 0]
@@ -167,7 +160,6 @@ class PoissonProblem:
         self.vertex_grid = dof_grid[self.cell_dofs].ravel()
         self.vertex_area = np.repeat(area, 3)
         self.grid_area = np.bincount(self.vertex_grid, weights=self.vertex_area, minlength=n * n)
-
         grid = np.linspace(0.0, 1.0, n)
         self.x, self.y = np.meshgrid(grid, grid)  # x varies along columns, y along rows
         self.f_grid = self.source(np.stack([self.x, self.y])).astype(np.float32)

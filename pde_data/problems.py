@@ -49,6 +49,10 @@ class Family(Protocol):
     #: description), per-sample and once-per-store arrays alike; an array without one gets generic names.
     VARIABLES: ClassVar[dict[str, Any]]
 
+    @classmethod
+    def config(cls, **params: Any) -> dict[str, Any]:
+        """The checked parameters (each key's spec and the checks across keys); the constructor calls it."""
+
     def store_arrays(self) -> dict[str, np.ndarray]:
         """Arrays written once per store (e.g. the grid coordinates)."""
 
