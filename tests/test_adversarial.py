@@ -349,9 +349,9 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, command):
         proc.send_signal(signal.SIGINT)
         err = proc.communicate(timeout=60)[1]
         assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
-        # 130: interrupted; 2: the missing store was reported first; 0: the signal fell inside MPI's start-up,
-        # whose own handler lets the run go on
-        assert proc.returncode in (130, 2, 0), (proc.returncode, err)
+        # 130: interrupted; 2: the missing store was reported first; 0 or killed by the signal: it fell after the
+        # work, in MPI's finalization, where Python no longer handles it (the store is complete either way)
+        assert proc.returncode in (130, 2, 0, -signal.SIGINT), (proc.returncode, err)
 
 
 # -- 9. the curves stay with the model they describe --------------------------------------------------------------
