@@ -37,9 +37,6 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from pde_data.problems import PROBLEMS
-    from surrogate.config import MODELS, TRAINERS
-
     parser = argparse.ArgumentParser(
         prog="surrogate",
         description="Train and evaluate neural-network PDE surrogates (MLP/CNN) on pde-data Zarr stores, "
@@ -48,6 +45,23 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="examples:" + __doc__.split("Every knob")[0].split("Examples::")[1])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    # The verbs, in --help order; a new one is one more add_* call here.
+    for add in (_add_train, _add_evaluate, _add_tune, _add_mc, _add_uq, _add_export):
+        add(sub)
+    return parser
+
+
+def _add_uq(sub) -> None:
+    """``surrogate uq`` (its arguments live beside it, in surrogate.mc.uqcli)."""
+    from surrogate.mc import uqcli
+
+    uqcli.add_parser(sub, _add_common)
+
+
+def _add_train(sub) -> None:
+    """``surrogate train``."""
+    from pde_data.problems import PROBLEMS
+    from surrogate.config import MODELS, TRAINERS
 
     tr = sub.add_parser(
         "train", help="train a surrogate on a store",
@@ -77,6 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "as a flat JSON of numbers, for `dvc metrics`")
     _add_common(tr)
 
+
+def _add_evaluate(sub) -> None:
+    """``surrogate evaluate``."""
     ev = sub.add_parser(
         "evaluate", help="test-split metrics and figures of a trained model",
         description="Evaluate the networks of a model directory (best.pt = fine, aux_best.pt = first auxiliary, "
@@ -96,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="device for the forward passes (default: train.device of the params)")
     _add_common(ev)
 
+
+def _add_tune(sub) -> None:
+    """``surrogate tune``."""
+    from pde_data.problems import PROBLEMS
+    from surrogate.config import MODELS, TRAINERS
+
     tu = sub.add_parser(
         "tune", help="search hyperparameters on a narrow proxy of the network, train it at full width",
         description="Optuna search over tune.space (train keys, log-uniform ranges) on level tune.level of the "
@@ -113,6 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     tu.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     _add_common(tu)
 
+
+def _add_mc(sub) -> None:
+    """``surrogate mc``."""
     mc = sub.add_parser(
         "mc", help="Monte Carlo estimate of the Darcy outflow QoI with a trained surrogate",
         description="Draw N fresh log-permeability fields from the training store's random field (or the mc.field "
@@ -138,10 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     mc.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     _add_common(mc)
 
-    from surrogate.mc import uqcli
 
-    uqcli.add_parser(sub, _add_common)
-
+def _add_export(sub) -> None:
+    """``surrogate export``."""
     ex = sub.add_parser(
         "export", help="write a model as model.safetensors + config.json + a model card (README.md)",
         description="Export the best network of a model directory (or one model file) in the layout the field "
@@ -154,7 +179,6 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--metrics", default=None, metavar="JSON",
                     help="the model's `surrogate evaluate --out` file (or its .meta.json): test metrics for the card")
     ex.add_argument("--overwrite", action="store_true", help="replace an earlier export in OUT")
-    return parser
 
 
 def _print_warnings(caught) -> None:
