@@ -163,6 +163,18 @@ def _pairs(q_fem, q_sur, reuse: dict | None, m: int) -> tuple[np.ndarray, np.nda
     return np.concatenate(f), np.concatenate(g)
 
 
+def _sources(model: Any, given: np.ndarray | None, grid: int | None, cfg: MCConfig, dev) -> tuple:
+    """The surrogate and the fields: (predict, Surrogate or None, name, training store params, field params,
+    their differences from training (warned about), grid, sampler or None for the caller's ``given`` fields)."""
+    predict, sur, name = as_model(model, dev)
+    trained = trained_store_params(sur)
+    params, diffs, grid_n, sampler = _field_source(sur, trained, given, grid, cfg, dev)
+    for d in diffs:
+        warnings.warn(f"Monte Carlo fields differ from the surrogate's training fields: {d}", MCWarning,
+                      stacklevel=3)
+    return predict, sur, name, trained, params, diffs, grid_n, sampler
+
+
 def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | None = None, fem_n: int = 0,
              seed: int = _DEFAULTS.seed, batch_size: int = _DEFAULTS.batch_size, device: Any = "auto",
              field_params: Mapping | None = None, sampler: str = "auto",
@@ -186,13 +198,11 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
     ``reuse``: ``test`` adds the store's test split as FEM/surrogate pairs without new
     solves (:mod:`surrogate.mc.reuse`); the cost figures then count the
     surrogate's data and training too (:mod:`surrogate.mc.cost`).
-    ``device``: where the surrogate runs (a Surrogate on another device is
-    copied there; the caller's object is left as it is). ``sampler``: where
-    fresh fields are drawn: ``numpy`` (per-index reference), ``torch`` or
-    ``auto`` (with torch on ``device`` for FFT fields of a trained surrogate,
-    else numpy); see :mod:`surrogate.mc.fields`.  Warns
-    (:class:`MCWarning`) when the fields differ from the training fields.
-    Sizes, seed and ``field_params`` are checked as :class:`surrogate.config.MCConfig`.
+    ``device``: where the surrogate runs (a Surrogate on another device is copied there). ``sampler``: where
+    fresh fields are drawn: ``numpy`` (per-index reference), ``torch`` or ``auto`` (torch on ``device`` for
+    FFT fields of a trained surrogate, else numpy; :mod:`surrogate.mc.fields`). Warns (:class:`MCWarning`)
+    when the fields differ from the training fields. Sizes, seed and ``field_params`` are checked as
+    :class:`surrogate.config.MCConfig`.
     """
     n, given = _sizes(fields, n)
     cfg = MCConfig(n=n, fem_n=fem_n, seed=seed, batch_size=batch_size, sampler=sampler, field=field_params)
@@ -200,14 +210,7 @@ def estimate(model: Any, fields: np.ndarray | int | None = None, *, n: int | Non
         raise MCError(f"mc.reuse: {reuse!r} is not allowed; need one of {', '.join(REUSE)}")
     n = cfg.n
     dev = pick_device(device, key="mc.device")
-
-    # the surrogate and the fields: the caller's, or fresh ones of the training (or overridden) field
-    predict, sur, name = as_model(model, dev)
-    trained = trained_store_params(sur)
-    params, diffs, grid_n, sampler = _field_source(sur, trained, given, grid, cfg, dev)
-    for d in diffs:
-        warnings.warn(f"Monte Carlo fields differ from the surrogate's training fields: {d}", MCWarning,
-                      stacklevel=2)
+    predict, sur, name, trained, params, diffs, grid_n, sampler = _sources(model, given, grid, cfg, dev)
 
     # the FEM model first (fail before the surrogate pass when the FEM stack is missing)
     setup = 0.0
