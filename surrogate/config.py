@@ -411,11 +411,11 @@ BUILTIN: dict[str, Any] = {
                   "fno": {"modes": 8, "width": 32, "layers": 4}},
     },
     "train": {
-        "by_trainer": {"adam": {"lr": 0.001}, "adamw": {"lr": 0.001}, "fas": {"budget_wu": 600}},
+        "by_trainer": {"adam": {"lr": 0.001}, "adamw": {"lr": 0.001}, "fas": {"budget_wu": 400}},
         "by_problem": {
-            "poisson": {"budget_wu": 3000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
+            "poisson": {"budget_wu": 2000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
                         "checkpoint_every_wu": 1000},
-            "darcy": {"budget_wu": 3000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
+            "darcy": {"budget_wu": 2000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
                       "checkpoint_every_wu": 1000, "weight_decay": 1.0e-4,
                       "fas": {"pre": 2, "coarse": 2, "post": 2, "rematch_every": 10}},
         },
