@@ -413,9 +413,9 @@ BUILTIN: dict[str, Any] = {
     "train": {
         "by_trainer": {"adam": {"lr": 0.001}, "adamw": {"lr": 0.001}, "fas": {"budget_wu": 400}},
         "by_problem": {
-            "poisson": {"budget_wu": 2000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
+            "poisson": {"budget_wu": 6000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
                         "checkpoint_every_wu": 1000},
-            "darcy": {"budget_wu": 2000, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
+            "darcy": {"budget_wu": 2500, "batch_size": 64, "schedule": "cosine", "eval_every_wu": 100,
                       "checkpoint_every_wu": 1000, "weight_decay": 1.0e-4,
                       "fas": {"pre": 2, "coarse": 2, "post": 2, "rematch_every": 10}},
         },

@@ -228,9 +228,10 @@ def test_dvc_stages_keep_and_resume_their_outputs():
     for name in ("generate_poisson", "generate_darcy"):
         assert "--overwrite-changed" in stages[name]["cmd"]
         assert all(next(iter(out.values())).get("persist") for out in stages[name]["outs"]), name
-    assert "--resume auto" in stages["train"]["cmd"]
+    train = stages["train"]["do"]
+    assert "--resume auto" in train["cmd"]
     for kind in ("outs", "metrics", "plots"):
-        assert all(next(iter(out.values())).get("persist") for out in stages["train"][kind]), kind
+        assert all(next(iter(out.values())).get("persist") for out in train[kind]), kind
 
 
 def test_overwrite_changed_resumes_the_same_store_and_replaces_another(tmp_path, write_params, capsys):
@@ -419,7 +420,7 @@ def test_dvc_repro_resumes_an_interrupted_generation_and_training(tmp_path):
 
     repo = tmp_path / "repo"
     repo.mkdir()
-    for name in ("pde_data", "surrogate", "pipelines"):
+    for name in ("params", "pde_data", "surrogate", "pipelines"):
         shutil.copytree(os.path.join(ROOT, name), repo / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(os.path.join(ROOT, name), repo / name)

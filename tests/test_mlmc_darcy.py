@@ -94,7 +94,7 @@ def test_cli_uq_reports_levels_costs_and_resumes(tmp_path, capsys):
         assert part in text, part
     flat = json.loads((tmp_path / "m" / "uq.json").read_text())
     meta = json.loads((tmp_path / "m" / "uq.meta.json").read_text())
-    assert flat["rmse"] <= 2e-2 * flat["mean"] * 1.01 and flat["converged"] == 1.0
+    assert meta["estimate"]["rmse"] <= 2e-2 * flat["mean"] * 1.01 and meta["status"] == "converged"
     assert [r["n"] for r in meta["levels"]] == [2, 4, 8] and (tmp_path / "plots" / "uq_levels.png").exists()
     records = list((tmp_path / "rec").glob("uq-*.jsonl"))
     assert len(records) == 1
