@@ -1,6 +1,6 @@
 # Two entry points for a newcomer (see README.md):
 #   make run   - create .venv if missing, install the project, run the DVC pipeline
-#   make test  - create .venv if missing, install the project, run the test suite, build the docs (make docs)
+#   make test  - create .venv if missing, install the project, lint (ruff), run the test suite, build the docs
 # pyenv users: .python-version selects Python 3.12.
 
 PYTHON ?= python3.12
@@ -24,6 +24,7 @@ run: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" dvc repro
 
 test: $(STAMP)
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q
 	$(MAKE) docs
 

@@ -312,7 +312,8 @@ def main() -> None:
     machine = (f"Machine: {os.cpu_count()} cores ({platform.processor() or platform.machine()}), shared: load average "
                f"{load:.1f} at the start, {os.getloadavg()[0]:.1f} at the end (this run itself adds 1 to 2). "
                f"One BLAS/OpenMP thread per process. Darcy and Poisson with the defaults of params.yaml but n; "
-               f"field: {field}. Runs (chunk: Darcy / Poisson; 1-min load average when each n started): {runs}. Field set-up: {setups}. "
+               f"field: {field}. Runs (chunk: Darcy / Poisson; 1-min load average when each n started): {runs}. "
+               f"Field set-up: {setups}. "
                "Times are best of the runs; e2e / bare is the median over the runs of each end-to-end time over "
                "the mean of the bare times measured just before and just after it. "
                "Ratios in brackets use CPU time instead of the wall clock (for MPI: the busiest rank's), "
@@ -330,7 +331,8 @@ def main() -> None:
         "",
         ("Where a Darcy sample's CPU time goes, measured inside the end-to-end runs (the CPU time spent in the "
          "family's draw, solve and solve_fem and in the chunk writes; driver = the rest: generators, "
-         "stacking, progress; small negative values are timer noise), marginal per sample, median over the runs. The last column, end to end over "
+         "stacking, progress; small negative values are timer noise), marginal per sample, median over the runs. "
+         "The last column, end to end over "
          "the time in solve_fem of the same run, is free of the machine's drift between runs:"),
         "",
         *breakdown(rows),

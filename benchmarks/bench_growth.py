@@ -31,16 +31,16 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from scipy import stats  # noqa: E402
+import numpy as np
+import torch
+from scipy import stats
 
-from surrogate import config  # noqa: E402
-from surrogate.dataset import load_dataset  # noqa: E402
-from surrogate.io import make_net  # noqa: E402
-from surrogate.metrics import split_errors  # noqa: E402
-from surrogate.schedule import lr_factor  # noqa: E402
-from surrogate.train import build_trainer  # noqa: E402
+from surrogate import config
+from surrogate.dataset import load_dataset
+from surrogate.io import make_net
+from surrogate.metrics import split_errors
+from surrogate.schedule import lr_factor
+from surrogate.train import build_trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 #: name -> (growth levels, perturbation eps, optimizer state across the step, parametrization); every key pinned,

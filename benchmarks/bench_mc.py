@@ -136,7 +136,8 @@ def main() -> None:
         setup = time.perf_counter() - t0
         problem.solve(x[0])
         fem_ps = rate(lambda: [problem.solve(u) for u in x[:20]], 20, args.min_time, args.repeats)
-        print(f"{'FEM solves (DarcyProblem.solve, ' + problem.ksp.getPC().getFactorSolverType() + ' LU)':66s} {fem_ps:12.1f} /s"
+        fem_label = f"FEM solves (DarcyProblem.solve, {problem.ksp.getPC().getFactorSolverType()} LU)"
+        print(f"{fem_label:66s} {fem_ps:12.1f} /s"
               f"   (set-up incl. JIT/import {setup:.2f} s, once)")
     except ImportError as exc:
         print(f"FEM solves: skipped, DOLFINx not importable ({exc})")

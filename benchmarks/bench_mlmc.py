@@ -169,7 +169,6 @@ def coverage(reps: int, rtol: float) -> None:
     """Coverage of the 95% intervals on the toy of the tests (known mean), every estimator, ``reps`` repetitions."""
     sys.path.insert(0, str(ROOT / "tests"))
     from mlmc_toy import ToyHierarchy, true_mean
-
     from surrogate.mc.adaptive import MultilevelRun, Plan
     from surrogate.mc.estimators import control_variate, cross_fit, plain_mc
     from surrogate.mc.records import Records

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from surrogate.config import DataConfig, load as load_params
+from surrogate.config import DataConfig
 from surrogate.dataset import load_dataset, open_store
 from surrogate.metrics import split_errors
 from surrogate.models import build_model
@@ -141,7 +141,7 @@ def seconds_per_step(net, X, Y) -> float:
     probe = torch.optim.AdamW(net.parameters(), lr=0.0)
     state = snapshot(net)
     times = []
-    for i in range(8):
+    for _i in range(8):
         idx = torch.randint(len(X), (BATCH,))
         start = time.perf_counter()
         probe.zero_grad()

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pde_data import chunks, store
 from params import replace
+from pde_data import chunks, store
 from surrogate import config
 from surrogate.dataset import load_dataset
 from surrogate.io import make_net

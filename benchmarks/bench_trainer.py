@@ -83,7 +83,8 @@ def bench(levels: int, cycles: int, steps_per_round: int, n_samples: int, device
     rematch_s = min(_timed(trainer.hier.rematch, device) for _ in range(3))
     cycle_s = statistics.median(r[0] for r in rounds)
     step_s = statistics.median(r[1] for r in rounds)
-    return {"levels": levels, "cycle_s": cycle_s, "rematch_s": rematch_s, "step_s": step_s, "wu_flops": wu["flops"], "wu_paper": wu["paper"],
+    return {"levels": levels, "cycle_s": cycle_s, "rematch_s": rematch_s, "step_s": step_s,
+            "wu_flops": wu["flops"], "wu_paper": wu["paper"],
             # each round's cycle against the plain steps timed right after it, median over rounds
             "ratio": statistics.median(c / (wu["flops"] * s) for c, s in rounds),
             "ratio_paper": statistics.median(c / (wu["paper"] * s) for c, s in rounds),
@@ -107,7 +108,8 @@ def main() -> None:
     for levels in args.levels:
         r = bench(levels, args.cycles, args.steps, args.samples, device)
         print(f"{r['levels']:>6} {r['cycle_s']:>9.4f} {r['step_s']:>9.5f} {r['wu_flops']:>9.3f} "
-              f"{r['wu_paper']:>9.3f} {r['ratio']:>7.3f} {r['ratio_min']:>12.3f} {r['ratio_paper']:>17.3f} {r['rematch_s']:>10.4f}")
+              f"{r['wu_paper']:>9.3f} {r['ratio']:>7.3f} {r['ratio_min']:>12.3f} {r['ratio_paper']:>17.3f} "
+              f"{r['rematch_s']:>10.4f}")
 
 
 if __name__ == "__main__":

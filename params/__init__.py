@@ -13,9 +13,8 @@ Neither DOLFINx nor torch is imported here.
 
 from params.files import DEFAULT_FILE, load_yaml, params_path, parse_override, read_params, writable_dir
 from params.sections import Section, option, replace, resolve_specs, subsection
-from params.specs import (MAX_SEED, Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Range, Seed,
-                          Spec)
+from params.specs import MAX_SEED, Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Range, Seed, Spec
 
-__all__ = ["ConfigError", "Spec", "Int", "Float", "Range", "Choice", "Bool", "IntList", "ConvList", "Seed",
-           "MAX_SEED", "Section", "option", "subsection", "replace", "resolve_specs", "DEFAULT_FILE", "load_yaml",
-           "params_path", "parse_override", "read_params", "writable_dir"]
+__all__ = ["DEFAULT_FILE", "MAX_SEED", "Bool", "Choice", "ConfigError", "ConvList", "Float", "Int", "IntList", "Range",
+           "Section", "Seed", "Spec", "load_yaml", "option", "params_path", "parse_override", "read_params", "replace",
+           "resolve_specs", "subsection", "writable_dir"]

@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 from params.specs import ConfigError, Spec
 
+
 def option(spec: Spec) -> Any:
     """A :class:`Section` field whose default and check are ``spec``."""
     return dataclasses.field(default_factory=lambda: copy.deepcopy(_plain_default(spec.default)),

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+
 class ConfigError(ValueError):
     """A parameter, path or store that cannot be used, with a message for the user."""
 
@@ -62,7 +63,7 @@ class Int:
         return int(value)
 
 
-def Seed(default: int) -> Int:  # noqa: N802 - a spec, named like the spec classes
+def Seed(default: int) -> Int:  # a spec, named like the spec classes
     """A seed: an integer in [0, :data:`MAX_SEED`]."""
     return Int(default, low=0, high=MAX_SEED)
 

@@ -45,9 +45,8 @@ def _generate(args: argparse.Namespace) -> None:
     written with other parameters is refused unless --overwrite. One run writes a store at a time. Under
     `mpiexec -n R` the ranks share the work chunk by chunk; the store is the same for any R.
     """
-    from pde_data.generate import MPI, generate
-
     from params import params_path
+    from pde_data.generate import MPI, generate
 
     status = generate(args.problem, args.out, params_path=params_path(args.params), samples=args.n, seed=args.seed,
                       chunk=args.chunk, overwrite=args.overwrite, overwrite_changed=args.overwrite_changed,

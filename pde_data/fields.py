@@ -90,8 +90,8 @@ from typing import Any
 
 import numpy as np
 
-from pde_data.circulant import CirculantEmbedding, embedding_bytes, fast_size
 from params import Choice, ConfigError, Float, Spec
+from pde_data.circulant import CirculantEmbedding, embedding_bytes, fast_size
 from pde_data.heap import keep_freed_memory
 
 #: Kernel names accepted by :class:`GaussianRandomField`.
@@ -281,7 +281,8 @@ def _jittered_cholesky(covariance: np.ndarray, variance: float, what: str) -> tu
         if factor is not None:
             return factor, jitter
         if jitter >= _JITTER_MAX:
-            raise RuntimeError(f"covariance of {what} is not positive definite even with a relative jitter of {jitter:g}")
+            raise RuntimeError(f"covariance of {what} is not positive definite even with a relative jitter of "
+                               f"{jitter:g}")
         jitter *= 10.0
 
 
@@ -395,7 +396,8 @@ class GaussianRandomField:
         return {**out, "jitter": self.jitter}
 
     def from_normals(self, xi: np.ndarray) -> np.ndarray:
-        """Fields (n, n), or (B, n, n) for a batch, from standard normals of shape ``noise_shape`` or (B, *noise_shape)."""
+        """Fields (n, n), or (B, n, n) for a batch, from standard normals of shape ``noise_shape``
+        or (B, *noise_shape)."""
         xi = np.asarray(xi, dtype=np.float64)
         if self.embedding is not None:
             return self.mean + math.sqrt(self.variance) * self.embedding.transform(xi)

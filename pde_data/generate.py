@@ -27,8 +27,8 @@ except ImportError:
 from mpi4py import MPI
 from tqdm import tqdm
 
-from pde_data import __version__, chunks, integrity, lock, store
 from params import ConfigError, read_params
+from pde_data import __version__, chunks, integrity, lock, store
 from pde_data.config import GENERATE, problem_config
 from pde_data.problems import PROBLEMS, get_family
 from pde_data.store import StoreError

@@ -76,7 +76,8 @@ def verify(path: str | Path, progress: bool = False) -> tuple[Report, np.ndarray
     group, rec = store.open_store(path)
     links = _links(path)
     if links:
-        raise store.StoreError(f"store {path}: corrupt, {links[0]} is a symbolic link (to {os.readlink(path / links[0])})"
+        target = os.readlink(path / links[0])
+        raise store.StoreError(f"store {path}: corrupt, {links[0]} is a symbolic link (to {target})"
                                f"{f' (and {len(links) - 1} more)' if len(links) > 1 else ''}; a store's files must be "
                                "its own")
     done = group["done"]

@@ -132,7 +132,8 @@ def clean_leftovers(path: str | Path) -> list[str]:
         for p in partial:
             p.unlink(missing_ok=True)
         if partial:
-            done.append(f"removed {len(partial)} unfinished chunk write{'s' * (len(partial) != 1)} (*.partial) in {path}")
+            writes = f"{len(partial)} unfinished chunk write{'s' * (len(partial) != 1)}"
+            done.append(f"removed {writes} (*.partial) in {path}")
     return done
 
 

@@ -50,6 +50,7 @@ import zarr
 from zarr.codecs import Crc32cCodec, ZstdCodec
 from zarr.errors import ZarrUserWarning
 
+from params import ConfigError
 from pde_data import labels, manifest
 from pde_data.chunks import (
     WRITE_CONFIG,
@@ -63,7 +64,6 @@ from pde_data.chunks import (
     read_done,
     runs,
 )
-from params import ConfigError
 from pde_data.manifest import Manifest
 
 #: Version of the layout above, written by this pde_data.
@@ -198,7 +198,7 @@ def _member(group: zarr.Group, path: Path, name: str) -> zarr.Array:
         array = group[name]
     except KeyError:
         raise StoreError(f"store {path}: corrupt, array '{name}' is missing") from None
-    except Exception as err:  # zarr raises several types for unreadable metadata (an empty zarr.json ...)
+    except Exception as err:  # noqa: BLE001 - zarr raises several types for unreadable metadata (an empty zarr.json ...)
         raise StoreError(f"store {path}: corrupt, the metadata of array '{name}' ({name}/zarr.json) cannot be "
                          f"read ({type(err).__name__})") from None
     if not isinstance(array, zarr.Array):
@@ -231,7 +231,8 @@ def inspector(group: zarr.Group, rec: dict, done_index: np.ndarray) -> Inspect:
         found = []
         for j, k in enumerate(range(first, first + count)):
             part = block[j * size:j * size + done[j]]
-            problem = (rows is not None and seal.mismatch(array.basename, k, part, rows[j])) or nonfinite(part, k * size)
+            sealed_wrong = rows is not None and seal.mismatch(array.basename, k, part, rows[j])
+            problem = sealed_wrong or nonfinite(part, k * size)
             if problem:
                 found.append((k, problem))
         return found
@@ -281,7 +282,8 @@ class StoreReader:
 
     @property
     def done(self) -> np.ndarray:
-        """Bool flags of all samples, for stores of at most :data:`MAX_DONE_FLAGS` samples (else use :meth:`done_in`)."""
+        """Bool flags of all samples, for stores of at most :data:`MAX_DONE_FLAGS` samples
+        (else use :meth:`done_in`)."""
         if self.n_total > MAX_DONE_FLAGS:
             raise StoreError(f"store {self.path}: {self.n_total} samples are too many for one array of done flags; "
                              "use StoreReader.done_in(a, b)")

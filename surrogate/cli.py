@@ -158,7 +158,8 @@ def _add_mc(sub) -> None:
     mc.add_argument("--device", choices=["auto", "cpu", "cuda"], default=None,
                     help="device of the surrogate (default: mc.device)")
     mc.add_argument("--out", default="metrics/mc.json", metavar="JSON",
-                    help="flat metrics file to write; the full result goes to its .meta.json (default: metrics/mc.json)")
+                    help="flat metrics file to write; the full result goes to its .meta.json "
+                         "(default: metrics/mc.json)")
     mc.add_argument("--plots", default="plots", metavar="DIR",
                     help="directory for the histogram mc_qoi_hist.png (default: plots)")
     mc.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")

@@ -9,7 +9,7 @@ with every model so that :class:`Codec` encodes new inputs the same way.
 from __future__ import annotations
 
 import math
-from typing import Iterator, Mapping
+from collections.abc import Iterator, Mapping
 
 import numpy as np
 import torch

@@ -23,18 +23,32 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from params import (Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Range, Section, Seed, option,
-                    read_params, subsection)
+from params import (
+    Bool,
+    Choice,
+    ConfigError,
+    ConvList,
+    Float,
+    Int,
+    IntList,
+    Range,
+    Section,
+    Seed,
+    option,
+    read_params,
+    subsection,
+)
 from pde_data.fields import FIELD_PARAMS, check_field_params
 from pde_data.problems import PROBLEMS, get_problem
 from surrogate.multilevel.config import FASConfig, GrowthConfig, OptimizerConfig
 
-__all__ = ["ConfigError", "DataConfig", "MLPConfig", "CNNConfig", "UNetConfig", "FNOConfig", "TrainConfig", "MCConfig", "RunConfig",
-           "Params", "load", "resolve", "resolve_mc", "diff", "TRAINERS", "MODELS", "SECTIONS"]
+__all__ = ["MODELS", "SECTIONS", "TRAINERS", "CNNConfig", "ConfigError", "DataConfig", "FNOConfig", "MCConfig",
+           "MLPConfig", "Params", "RunConfig", "TrainConfig", "UNetConfig", "diff", "load", "resolve", "resolve_mc"]
 
 #: The sections of params.yaml that ``surrogate`` reads.
 SECTIONS = ("data", "models", "train", "mc", "tune")

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 from collections import OrderedDict
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,8 +53,8 @@ def check_complete(store: StoreReader, allow_incomplete: bool) -> None:
 def split_indices(store: StoreReader, split: SplitConfig) -> dict[str, np.ndarray]:
     """Done sample indices of each split (contiguous blocks of [0, N))."""
     n = store.n_total
-    n_train = int(math.floor(split.train * n + 1e-9))
-    n_val = int(math.floor((split.train + split.val) * n + 1e-9)) - n_train
+    n_train = math.floor(split.train * n + 1e-9)
+    n_val = math.floor((split.train + split.val) * n + 1e-9) - n_train
     bounds = {"train": (0, n_train), "val": (n_train, n_train + n_val), "test": (n_train + n_val, n)}
     if split.test == 0.0:
         bounds["val"], bounds["test"] = (n_train, n), (n, n)
@@ -123,7 +124,7 @@ class StreamedArray:
         fields = {name: self._rows(name, ids) for name in self.names}
         return self._encode(fields, self.device)
 
-    def to(self, device) -> "StreamedArray":
+    def to(self, device) -> StreamedArray:
         self.device = torch.device(device)
         return self
 

@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import torch
@@ -90,7 +90,7 @@ def training_overlap(trained: Mapping, record: Mapping, test_idx: np.ndarray, sp
         trained.get("seed") == record["generate"].get("seed")
     if not same_stream or "n_samples" not in trained:
         return test_idx[:0]
-    n_train = int(math.floor(split.train * trained["n_samples"] + 1e-9))
+    n_train = math.floor(split.train * trained["n_samples"] + 1e-9)
     return test_idx[test_idx < n_train]
 
 
@@ -136,7 +136,7 @@ def evaluate(model_dir: str | Path, store: str | Path, out: str | Path | None = 
     info = st.describe()
     result: dict = {"problem": fine.problem, "model_dir": str(model_dir), "store": info,
                     "same_store_as_training": info["fingerprint"] == fine.store_fingerprint,
-                    "n_test": int(len(test_idx)), "targets": list(fine.targets),
+                    "n_test": len(test_idx), "targets": list(fine.targets),
                     "metric_definitions": METRIC_DEFINITIONS, "work_units": {}}
     extras = {}
     for key, model in models.items():

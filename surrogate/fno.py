@@ -23,7 +23,7 @@ at most n/2) and zero on the others; FFTs normalised as in neuraloperator
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ from torch.nn import functional as F
 
 from surrogate.models import in_target_order
 
-__all__ = ["SpectralConv2d", "FNO", "check_fno_modes"]
+__all__ = ["FNO", "SpectralConv2d", "check_fno_modes"]
 
 
 def check_fno_modes(modes: int, n: int) -> None:

@@ -9,8 +9,8 @@ Fields are ``[sample, row, col]`` with row = y index, col = x index.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from params import ConfigError
 from pde_data.problems import get_problem
@@ -78,7 +78,7 @@ def make_layout(problem: str, target: str | None, shapes: Mapping[str, tuple[int
     missing = [a for a in entry.inputs + entry.targets[target] if a not in shapes]
     if missing:
         raise ConfigError(f"{problem}: the store has no per-sample array {missing[0]!r}")
-    n = tuple(shapes[entry.inputs[0]])[0]
+    n = next(iter(shapes[entry.inputs[0]]))
     for name in entry.inputs:
         if tuple(shapes[name]) != (n, n):
             raise ConfigError(f"{problem}: input array {name!r} has sample shape {tuple(shapes[name])}; "
@@ -90,4 +90,5 @@ def make_layout(problem: str, target: str | None, shapes: Mapping[str, tuple[int
 
 def layout_of(store: StoreReader, target: str | None) -> Layout:
     """The layout for the arrays of ``store``."""
-    return make_layout(store.problem, target, {name: store.sample_shape(name) for name in store.record["sample_arrays"]})
+    shapes = {name: store.sample_shape(name) for name in store.record["sample_arrays"]}
+    return make_layout(store.problem, target, shapes)

@@ -86,7 +86,8 @@ def errors(pred, true) -> dict[str, float]:
 
 @torch.no_grad()
 def split_errors(net: torch.nn.Module, split, codec, batch_size: int, limit: int | None = None) -> dict[str, dict]:
-    """{target: {mse, linf, rel_l2, ... (:data:`KEYS`)}} of ``net`` on a :class:`surrogate.dataset.Split`, in physical units."""
+    """{target: {mse, linf, rel_l2, ... (:data:`KEYS`)}} of ``net`` on a :class:`surrogate.dataset.Split`,
+    in physical units."""
     slices = codec.layout.target_slices()
     accs = {t: ErrorAccumulator() for t in slices}
     was_training = net.training

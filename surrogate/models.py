@@ -28,8 +28,9 @@ The paper's four networks (section 8)::
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -37,7 +38,7 @@ from torch.nn import functional as F
 
 from surrogate.spaces import Role, chain_roles
 
-__all__ = ["WidthNet", "MLP", "CNN", "build_model", "in_target_order"]
+__all__ = ["CNN", "MLP", "WidthNet", "build_model", "in_target_order"]
 
 
 class WidthNet(nn.Module):
@@ -51,7 +52,7 @@ class WidthNet(nn.Module):
         """Widths of the hidden vectors y_1..y_{n_L} (output units of all but the last layer)."""
         return [layer.weight.shape[0] for layer in self.layers[:-1]]
 
-    def resized(self, hidden_sizes: Sequence[int]) -> "WidthNet":
+    def resized(self, hidden_sizes: Sequence[int]) -> WidthNet:
         """A network of the same class and input/output shapes with these hidden widths."""
         raise NotImplementedError
 
@@ -67,7 +68,7 @@ class WidthNet(nn.Module):
         """Forward FLOPs per sample: 2 * (weights x output positions) summed over the layers."""
         return float(sum(2 * layer.weight.numel() * pos for layer, pos in zip(self.layers, self.positions)))
 
-    def _like(self, net: "WidthNet") -> "WidthNet":
+    def _like(self, net: WidthNet) -> WidthNet:
         p = next(self.parameters())
         return net.to(device=p.device, dtype=p.dtype)
 
@@ -85,7 +86,7 @@ class MLP(WidthNet):
         if len(widths) < 2 or min(widths) < 1:
             raise ValueError(f"MLP widths = {widths!r}: need at least [n_in, n_out], all >= 1")
         self.widths = widths
-        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(widths[:-1], widths[1:]))
+        self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in itertools.pairwise(widths))
         self.positions = [1] * len(self.layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -94,7 +95,7 @@ class MLP(WidthNet):
             x = F.relu(layer(x))
         return self.layers[-1](x)
 
-    def resized(self, hidden_sizes: Sequence[int]) -> "MLP":
+    def resized(self, hidden_sizes: Sequence[int]) -> MLP:
         hidden = list(hidden_sizes)
         if len(hidden) != len(self.widths) - 2:
             raise ValueError(f"MLP has {len(self.widths) - 2} hidden layers, got sizes {hidden!r}")
@@ -158,7 +159,7 @@ class CNN(WidthNet):
             x = F.relu(layer(x))
         return self.layers[-1](x)
 
-    def resized(self, hidden_sizes: Sequence[int]) -> "CNN":
+    def resized(self, hidden_sizes: Sequence[int]) -> CNN:
         hidden = list(hidden_sizes)
         if len(hidden) != self.n_conv + len(self.fc):
             raise ValueError(f"CNN has {self.n_conv + len(self.fc)} hidden layers, got sizes {hidden!r}")

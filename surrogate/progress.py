@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 
 def flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
@@ -51,7 +52,7 @@ class Progress:
 
     def record(self, rec: Mapping) -> None:
         if self.live is not None:
-            self.live.step = self.last_step = max(self.last_step + 1, int(round(rec["work_units"])))
+            self.live.step = self.last_step = max(self.last_step + 1, round(rec["work_units"]))
             for k, v in flatten(rec).items():
                 if k not in NOT_CURVES and isinstance(v, int | float) and math.isfinite(v):
                     self.live.log_metric(k, float(v))

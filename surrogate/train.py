@@ -33,9 +33,9 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -52,8 +52,8 @@ from surrogate.progress import Progress
 from surrogate.runtime import versions, write_json
 from surrogate.schedule import lr_factor
 
-__all__ = ["train", "Reporting", "QUIET", "build_trainer", "TrainingDiverged", "ResumeError", "OUTPUT_FILES",
-           "CHECKPOINT"]
+__all__ = ["CHECKPOINT", "OUTPUT_FILES", "QUIET", "Reporting", "ResumeError", "TrainingDiverged", "build_trainer",
+           "train"]
 
 OUTPUT_FILES = ("best.pt", "final.pt", "aux_best.pt", "aux_final.pt", "history.json", "train_summary.json")
 CHECKPOINT = "checkpoint.pt"

@@ -31,8 +31,9 @@ import math
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -49,7 +50,7 @@ from surrogate.runtime import pick_device, write_json
 from surrogate.schedule import lr_factor
 from surrogate.train import Reporting, build_trainer, train
 
-__all__ = ["tune", "proxy_run", "with_values"]
+__all__ = ["proxy_run", "tune", "with_values"]
 
 JOURNAL, RECORD, MODEL = "tune.journal", "tune.json", "model"
 

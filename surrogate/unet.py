@@ -26,7 +26,7 @@ prolongation, so a prolonged coarse U-Net computes the coarse function.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -175,7 +175,7 @@ class UNet(WidthNet):
     def roles(self) -> list[Role]:
         return list(self._roles)
 
-    def resized(self, hidden_sizes: Sequence[int]) -> "UNet":
+    def resized(self, hidden_sizes: Sequence[int]) -> UNet:
         return self._like(UNet(self.in_channels, self.channels, self.n, self.out_shapes, self.head,
                                widths=hidden_sizes))
 

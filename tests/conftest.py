@@ -3,6 +3,8 @@
 import pytest
 import yaml
 
+from surrogate_stores import make_darcy_store, make_poisson_store
+
 
 @pytest.fixture
 def write_params(tmp_path):
@@ -26,3 +28,11 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def stores(tmp_path_factory):
+    """A tiny synthetic Poisson and Darcy store (30 samples, n = 8) per test module."""
+    d = tmp_path_factory.mktemp("stores")
+    return {"poisson": make_poisson_store(d / "p.zarr", n_samples=30, n=8, chunk=4),
+            "darcy": make_darcy_store(d / "d.zarr", n_samples=30, n=8, chunk=4)}

@@ -14,6 +14,26 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from surrogate import config
+
+#: Tiny models and a 16-work-unit training: the surrogate tests' shared parameters.
+TINY = {
+    "poisson": {"mlp": {"hidden": [8, 8]}, "cnn": {"conv": [[4, 3, 2], [4, 3, 1]], "fc": [8]}},
+    "darcy": {"mlp": {"hidden": [8, 8]}, "cnn": {"conv": [[4, 3, 2], [4, 3, 1]], "fc": [8]}},
+}
+PARAMS = {
+    "data": {"split": {"train": 0.6, "val": 0.2, "test": 0.2}},
+    "models": TINY,
+    "train": {"budget_wu": 16, "batch_size": 6, "lr": 0.01, "eval_every_wu": 4, "checkpoint_every_wu": 8,
+              "eval_train_samples": 8, "device": "cpu",
+              "fas": {"levels": 2, "pre": 2, "coarse": 2, "post": 2, "rematch_every": 2}},
+}
+
+
+def cfg_for(problem, model="mlp", trainer="fas", overrides=()):
+    """The resolved config of ``problem``, ``model`` and ``trainer`` under PARAMS and the ``-S`` overrides."""
+    return config.resolve(PARAMS, problem=problem, model=model, trainer=trainer, overrides=list(overrides))
+
 
 def make_store(path: str | Path, problem: str, arrays: dict[str, np.ndarray], grid: tuple[np.ndarray, np.ndarray],
                done: np.ndarray, seed: int, chunk: int) -> Path:

@@ -6,6 +6,7 @@ writer, a traceback. They run the real commands (``main`` of each CLI) on tiny s
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -19,19 +20,18 @@ import pytest
 import torch
 import yaml
 import zarr
-from surrogate_stores import make_poisson_store
-from test_store_integrity import CHUNK, build, chunk_files, read_all
-from test_surrogate_train import PARAMS, cfg_for, stores  # noqa: F401 - the shared store fixture
 
 import surrogate
 from pde_data import integrity
-from pde_data.chunks import write_chunk, writable
+from pde_data.chunks import writable, write_chunk
 from pde_data.cli import main as pde_main
 from pde_data.store import StoreError, StoreReader
 from surrogate import config
 from surrogate.cli import main as sur_main
 from surrogate.io import ModelFileError, read_model_file
 from surrogate.train import Reporting, train
+from surrogate_stores import PARAMS, cfg_for, make_poisson_store
+from test_store_integrity import CHUNK, build, chunk_files, read_all
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOLD_LOCK = ("import sys, time; from pde_data.lock import writer_lock; writer_lock(sys.argv[1], sys.argv[2]); "
@@ -52,7 +52,7 @@ def params(tmp_path):
 
 
 @pytest.fixture()
-def trained(stores, tmp_path):  # noqa: F811
+def trained(stores, tmp_path):
     out = tmp_path / "m"
     train(cfg_for("poisson"), stores["poisson"], out, reporting=Reporting(progress=False, verbose=False))
     return out
@@ -143,11 +143,11 @@ def test_a_removed_checksum_codec_or_a_linked_array_is_refused(tmp_path):
 
 # -- 3. a model file's size bounds what loading it allocates ---------------------------------------------------
 def test_a_stride_zero_model_file_is_refused_before_allocating(trained, tmp_path):
-    state, meta = read_model_file(trained / "best.pt")
+    _state, meta = read_model_file(trained / "best.pt")
     widths = [192, 200000, 64, 1024]
     meta["arch"] = {"kind": "mlp", "widths": widths}
     fake = {}
-    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+    for i, (a, b) in enumerate(itertools.pairwise(widths)):
         fake[f"layers.{i}.weight"] = torch.zeros(1).expand(b, a)
         fake[f"layers.{i}.bias"] = torch.zeros(1).expand(b)
     torch.save({"format": "pde-surrogate-model", "schema": 1, "state_dict": fake, "meta": meta}, tmp_path / "x.pt")
@@ -160,7 +160,7 @@ def test_a_stride_zero_model_file_is_refused_before_allocating(trained, tmp_path
 
 
 # -- 4. one writer per training output ---------------------------------------------------------------------------
-def test_a_second_training_run_on_the_same_outputs_is_refused(stores, trained, params, tmp_path, capsys):  # noqa: F811
+def test_a_second_training_run_on_the_same_outputs_is_refused(stores, trained, params, tmp_path, capsys):
     before = snapshot(trained)
     alias = tmp_path / "alias"
     alias.symlink_to(trained)
@@ -248,7 +248,7 @@ def test_overwrite_changed_resumes_the_same_store_and_replaces_another(tmp_path,
     capsys.readouterr()
 
 
-def test_resume_auto_continues_the_same_run_and_restarts_another(stores, tmp_path, capsys):  # noqa: F811
+def test_resume_auto_continues_the_same_run_and_restarts_another(stores, tmp_path, capsys):
     out = tmp_path / "m"
     cfg = cfg_for("poisson", "mlp", "adam")
 
@@ -268,7 +268,7 @@ def test_resume_auto_continues_the_same_run_and_restarts_another(stores, tmp_pat
 
 
 # -- 8. no traceback from any input -----------------------------------------------------------------------------
-def test_a_full_disk_at_the_end_keeps_the_previous_outputs(stores, trained, params, capsys, monkeypatch):  # noqa: F811
+def test_a_full_disk_at_the_end_keeps_the_previous_outputs(stores, trained, params, capsys, monkeypatch):
     before = snapshot(trained)
     real_save = torch.save
 
@@ -323,7 +323,7 @@ def test_a_bad_params_file_is_one_line(tmp_path, capsys, content, message):
     ("train..lr=1", "no empty key between dots"),
     (".train.lr=1", "no empty key between dots"),
 ])
-def test_an_impossible_training_value_is_one_line(stores, tmp_path, params, capsys, override, message):  # noqa: F811
+def test_an_impossible_training_value_is_one_line(stores, tmp_path, params, capsys, override, message):
     t0 = time.perf_counter()
     rc = sur_main(["train", "--problem", "poisson", "--store", str(stores["poisson"]), "--out", str(tmp_path / "m"),
                    "--params", str(params), "-S", override])
@@ -356,7 +356,7 @@ def test_ctrl_c_during_start_up_is_one_line(tmp_path, command):
 
 
 # -- 9. the curves stay with the model they describe --------------------------------------------------------------
-def test_a_diverged_run_keeps_the_previous_runs_curves(stores, trained, params, capsys):  # noqa: F811
+def test_a_diverged_run_keeps_the_previous_runs_curves(stores, trained, params, capsys):
     before = snapshot(trained)
     assert any(p.parts[0] == "dvclive" for p in before)
     rc = sur_main(["train", "--problem", "poisson", "--store", str(stores["poisson"]), "--out", str(trained),

@@ -14,9 +14,9 @@ except ImportError:
     pass
 pytest.importorskip("dolfinx")
 
-from params import ConfigError  # noqa: E402
-from pde_data.darcy import DarcyProblem  # noqa: E402
-from pde_data.fields import sample_rng  # noqa: E402
+from params import ConfigError
+from pde_data.darcy import DarcyProblem
+from pde_data.fields import sample_rng
 
 N = 32
 

@@ -14,7 +14,8 @@ import zarr
 
 from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.store import StoreError, open_store
-from store_samples import assert_same_samples as assert_same, read_samples
+from store_samples import assert_same_samples as assert_same
+from store_samples import read_samples
 
 FIELDS = ("log_k", "p", "Q", "Q_in")
 SMALL = {"n": 8, "samples": 12, "chunk": 4, "seed": 0}

@@ -47,8 +47,8 @@ def _launch(processes: int) -> list[str]:
 
 
 def _train_cmd(processes: int, store, params, out, trainer: str, *extra: str) -> list[str]:
-    return [*_launch(processes), "train", "--problem", "poisson", "--store", str(store), "--out", str(out), "--trainer", trainer,
-            "--params", str(params), "--no-progress", *extra]
+    return [*_launch(processes), "train", "--problem", "poisson", "--store", str(store), "--out", str(out),
+            "--trainer", trainer, "--params", str(params), "--no-progress", *extra]
 
 
 def _run(cmd: list[str]) -> subprocess.CompletedProcess:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from surrogate_stores import make_darcy_store, make_poisson_store
 
 import surrogate
 from surrogate import config
@@ -22,6 +21,7 @@ from surrogate.evaluate import evaluate
 from surrogate.export import CARD, CONFIG, WEIGHTS, export
 from surrogate.io import ModelFileError
 from surrogate.train import QUIET, train
+from surrogate_stores import make_darcy_store, make_poisson_store
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -8,9 +8,9 @@ import warnings
 import numpy as np
 import pytest
 
+from params import ConfigError
 from pde_data import circulant
 from pde_data.circulant import EXACT_TOL, EmbeddingWarning, fast_size, smoothstep
-from params import ConfigError
 from pde_data.fields import (
     FIELD_PARAMS,
     LOG_FLOAT32_MAX,
@@ -78,7 +78,7 @@ def test_statistics_match_kernel(kernel, nu, method):
     assert np.abs(z_mean).max() < 5.0
     assert np.abs(z_cov).max() < 5.0
     # and the pooled nearest-neighbour correlation is right to 2 %
-    x, y = cell_centres(n)
+    x, _y = cell_centres(n)
     h = x[0, 1] - x[0, 0]
     grid = dev.reshape(m, n, n)
     rho = (grid[:, :, 1:] * grid[:, :, :-1]).mean() / variance

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from pde_data import integrity
-
-from pde_data.cli import main
 from params import ConfigError, read_params
+from pde_data import integrity
+from pde_data.cli import main
 from pde_data.config import problem_config
 from pde_data.generate import generate
 from pde_data.poisson import PoissonProblem

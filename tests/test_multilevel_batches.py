@@ -7,7 +7,6 @@ from surrogate.models import MLP
 from surrogate.multilevel import FASTrainer, MinibatchStream, build_hierarchy
 from surrogate.multilevel.smoother import Level
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -11,7 +11,6 @@ from surrogate.models import CNN, MLP
 from surrogate.multilevel import DivergenceError, FASTrainer, MinibatchStream, build_hierarchy
 from surrogate.multilevel.optim import prolong_momentum, restrict_state
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -76,7 +75,8 @@ def test_gradient_shift_equals_the_linear_term_of_the_coarse_objective():
     tau = [-s / 0.3 for s in coarse.shift]
     before = [p.detach().clone() for p in coarse.params]
     idx = coarse.batches[0]
-    objective = F.mse_loss(coarse.net(tr.X[idx]), tr.Y[idx]) - 0.3 * sum((p * t).sum() for p, t in zip(coarse.params, tau))
+    tau_term = sum((p * t).sum() for p, t in zip(coarse.params, tau))
+    objective = F.mse_loss(coarse.net(tr.X[idx]), tr.Y[idx]) - 0.3 * tau_term
     expected = [p - coarse.lr * g for p, g in zip(before, torch.autograd.grad(objective, coarse.params))]
     coarse.step(idx)                              # one SGD step on the corrected objective
     for p, e in zip(coarse.params, expected):

@@ -6,7 +6,6 @@ import torch
 from surrogate.models import CNN
 from surrogate.multilevel import build_hierarchy, cosine_strength, heavy_edge_matching
 
-
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
-from surrogate.models import CNN, MLP
 from params import ConfigError
+from surrogate.models import CNN, MLP
 from surrogate.multilevel import Transfer, build_hierarchy, flops_per_sample
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

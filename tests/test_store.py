@@ -10,13 +10,13 @@ from functools import partial
 import numpy as np
 import pytest
 import zarr
-from store_samples import assert_same_samples as assert_same
-from store_samples import read_samples
 
-from pde_data.chunks import auto_chunk
 from params import ConfigError
+from pde_data.chunks import auto_chunk
 from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.store import StoreError, open_store
+from store_samples import assert_same_samples as assert_same
+from store_samples import read_samples
 
 FIELDS = ("theta", "kappa", "f", "u", "flux")
 read = partial(read_samples, fields=FIELDS)
@@ -86,7 +86,7 @@ def test_sigkill_mid_run_keeps_finished_chunks_and_resumes(tmp_path, write_param
             try:
                 if zarr.open_group(out, mode="r")["done"][:].sum() >= 8:
                     break
-            except Exception:  # store not created yet
+            except Exception:  # noqa: BLE001 - store not created yet
                 assert proc.poll() is None, proc.stderr.read().decode()
     finally:
         proc.send_signal(signal.SIGKILL)

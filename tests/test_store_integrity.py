@@ -16,12 +16,12 @@ import tracemalloc
 import numpy as np
 import pytest
 import zarr
-from surrogate_stores import make_poisson_store
 
 from pde_data import chunks as pde_chunks
 from pde_data import integrity, lock, store
 from pde_data.cli import main
 from pde_data.store import StoreError, StoreReader
+from surrogate_stores import make_poisson_store
 
 N, CHUNK, GRID = 18, 4, 3  # 5 chunks, the last one of 2 samples
 SAMPLE_ARRAYS = {"u": ((GRID, GRID), "float32"), "theta": ((5,), "float64"), "Q": ((), "float64")}
@@ -232,7 +232,8 @@ def test_an_altered_dtype_is_refused(fake):
 # ----------------------------------------------------------------------------- the writer lock, leftovers
 def test_lock_names_its_holder_and_dies_with_it(tmp_path):
     path = tmp_path / "f.zarr"
-    code = "import sys, time; from pde_data.lock import writer_lock; writer_lock(sys.argv[1]); print('held', flush=True); time.sleep(60)"
+    code = ("import sys, time; from pde_data.lock import writer_lock; writer_lock(sys.argv[1]); "
+            "print('held', flush=True); time.sleep(60)")
     holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "held\n"

@@ -12,8 +12,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from study.core import (RESULTS, builtin_defaults, calibrate, curve_from_history, readout,  # noqa: E402
-                        record_is_current, regime_cells, run_key, stats)
+from study.core import (  # noqa: E402
+    RESULTS,
+    builtin_defaults,
+    calibrate,
+    curve_from_history,
+    readout,
+    record_is_current,
+    regime_cells,
+    run_key,
+    stats,
+)
 from study.v1 import plan, presets, report  # noqa: E402
 
 

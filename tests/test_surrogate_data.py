@@ -7,12 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 import torch
+import yaml
 
-from params import replace
-
-from params import ConfigError
+from params import ConfigError, replace
 from pde_data.store import StoreError, StoreReader
 from surrogate import config
 from surrogate.config import DataConfig, SplitConfig
@@ -202,10 +200,12 @@ def test_reads_a_store_written_by_pde_data(tmp_path):
 
     class Fake:
         name, schema_version = "darcy", 1
-        params = {"n": n}
-        mesh = {"cells": [n, n]}
-        sample_arrays = {"log_k": ((n, n), "float32"), "p": ((n, n), "float32"),
-                         "Q": ((), "float64"), "Q_in": ((), "float64")}
+
+        def __init__(self):
+            self.params = {"n": n}
+            self.mesh = {"cells": [n, n]}
+            self.sample_arrays = {"log_k": ((n, n), "float32"), "p": ((n, n), "float32"),
+                                  "Q": ((), "float64"), "Q_in": ((), "float64")}
 
         def store_arrays(self):
             t = (np.arange(n) + 0.5) / n

@@ -114,8 +114,8 @@ def test_load_predict_physical_units(trained):
     mean_k, std_k = m.normalization["inputs"]["kappa"]
     mean_u, std_u = m.normalization["targets"]["u"]
     z = np.stack([(kappa - mean_k) / std_k,
-                  *[(np.broadcast_to(g, kappa.shape) - m.normalization["inputs"][c][0]) / m.normalization["inputs"][c][1]
-                    for c, g in (("x", gx), ("y", gy))]], axis=1)
+                  *[(np.broadcast_to(g, kappa.shape) - m.normalization["inputs"][c][0])
+                    / m.normalization["inputs"][c][1] for c, g in (("x", gx), ("y", gy))]], axis=1)
     with torch.no_grad():
         raw = m.net(torch.tensor(z.reshape(5, -1), dtype=torch.float32)).numpy().reshape(5, 8, 8)
     assert np.allclose(batch, raw * std_u + mean_u, atol=1e-5)

@@ -9,34 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from surrogate import config
 from surrogate.cli import main as cli_main
 from surrogate.io import read_checkpoint, read_model_file
 from surrogate.train import QUIET, Reporting, ResumeError, TrainingDiverged, train
-from surrogate_stores import make_darcy_store, make_poisson_store
-
-TINY = {
-    "poisson": {"mlp": {"hidden": [8, 8]}, "cnn": {"conv": [[4, 3, 2], [4, 3, 1]], "fc": [8]}},
-    "darcy": {"mlp": {"hidden": [8, 8]}, "cnn": {"conv": [[4, 3, 2], [4, 3, 1]], "fc": [8]}},
-}
-PARAMS = {
-    "data": {"split": {"train": 0.6, "val": 0.2, "test": 0.2}},
-    "models": TINY,
-    "train": {"budget_wu": 16, "batch_size": 6, "lr": 0.01, "eval_every_wu": 4, "checkpoint_every_wu": 8,
-              "eval_train_samples": 8, "device": "cpu",
-              "fas": {"levels": 2, "pre": 2, "coarse": 2, "post": 2, "rematch_every": 2}},
-}
-
-
-def cfg_for(problem, model="mlp", trainer="fas", overrides=()):
-    return config.resolve(PARAMS, problem=problem, model=model, trainer=trainer, overrides=list(overrides))
-
-
-@pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    d = tmp_path_factory.mktemp("stores")
-    return {"poisson": make_poisson_store(d / "p.zarr", n_samples=30, n=8, chunk=4),
-            "darcy": make_darcy_store(d / "d.zarr", n_samples=30, n=8, chunk=4)}
+from surrogate_stores import PARAMS, cfg_for
 
 
 def states_equal(a: Path, b: Path) -> bool:

@@ -6,12 +6,12 @@ import json
 
 import pytest
 import yaml
-from surrogate_stores import make_poisson_store
 
 from surrogate import config
 from surrogate.cli import main as cli_main
 from surrogate.io import read_model_file
 from surrogate.tune import proxy_run, tune
+from surrogate_stores import make_poisson_store
 
 pytest.importorskip("optuna")
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -12,14 +12,13 @@ from surrogate.cli import main as cli_main
 from surrogate.evaluate import OverlapWarning, evaluate
 from surrogate.io import ModelFileError, atomic_save, load, read_model_file
 from surrogate.train import QUIET, ResumeError, train
-from surrogate_stores import make_poisson_store
-from test_surrogate_train import PARAMS, cfg_for, stores  # noqa: F401 - the shared store fixture
+from surrogate_stores import PARAMS, cfg_for, make_poisson_store
 
 MODEL_FILES = ("best.pt", "final.pt", "aux_best.pt", "aux_final.pt")
 
 
 @pytest.fixture()
-def trained_dir(stores, tmp_path):  # noqa: F811
+def trained_dir(stores, tmp_path):
     out = tmp_path / "m"
     train(cfg_for("poisson"), stores["poisson"], out, reporting=QUIET)
     return out
@@ -41,7 +40,7 @@ def params(tmp_path):
     return path
 
 
-def test_a_bad_store_or_a_divergence_keeps_the_previous_model(stores, trained_dir, params, tmp_path, capsys):  # noqa: F811
+def test_a_bad_store_or_a_divergence_keeps_the_previous_model(stores, trained_dir, params, tmp_path, capsys):
     before = _snapshot(trained_dir)
     base = ["train", "--problem", "poisson", "--out", str(trained_dir), "--no-progress"]
     rc, err = _cli([*base, "--store", str(tmp_path / "typo.zarr")], params, capsys)
@@ -53,13 +52,13 @@ def test_a_bad_store_or_a_divergence_keeps_the_previous_model(stores, trained_di
     assert _snapshot(trained_dir) == before
 
 
-def test_a_new_run_replaces_the_old_files_only_at_its_end(stores, trained_dir):  # noqa: F811
+def test_a_new_run_replaces_the_old_files_only_at_its_end(stores, trained_dir):
     train(cfg_for("poisson", trainer="sgd"), stores["poisson"], trained_dir, reporting=QUIET)
     assert (trained_dir / "best.pt").exists() and not (trained_dir / "aux_best.pt").exists()
     assert read_model_file(trained_dir / "best.pt")[1]["train"]["trainer"] == "sgd"
 
 
-def test_unwritable_outputs_fail_before_the_work(stores, trained_dir, params, tmp_path, capsys):  # noqa: F811
+def test_unwritable_outputs_fail_before_the_work(stores, trained_dir, params, tmp_path, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     rc, err = _cli(["train", "--problem", "poisson", "--store", str(stores["poisson"]), "--out",
@@ -72,7 +71,7 @@ def test_unwritable_outputs_fail_before_the_work(stores, trained_dir, params, tm
     assert rc == 2 and "--out" in err and "cannot write there" in err
 
 
-def test_evaluate_refuses_the_models_own_training_samples(stores, trained_dir, tmp_path):  # noqa: F811
+def test_evaluate_refuses_the_models_own_training_samples(stores, trained_dir, tmp_path):
     # the same generator stream (problem, parameters, seed) with fewer samples: its test block lies
     # inside the model's training block
     same_stream = make_poisson_store(tmp_path / "again.zarr", n_samples=10, n=8, chunk=4)
@@ -84,7 +83,7 @@ def test_evaluate_refuses_the_models_own_training_samples(stores, trained_dir, t
     evaluate(trained_dir, other_seed)  # another stream: fine
 
 
-def test_physical_parameters_that_differ_are_warned(stores, trained_dir, tmp_path):  # noqa: F811
+def test_physical_parameters_that_differ_are_warned(stores, trained_dir, tmp_path):
     import zarr
 
     path = make_poisson_store(tmp_path / "other.zarr", n_samples=10, n=8, chunk=4, seed=5)
@@ -111,7 +110,7 @@ def test_a_file_claiming_a_huge_network_is_refused_before_allocating(trained_dir
         load(tmp_path / "bomb2.pt")
 
 
-def test_damaged_metadata_and_checkpoints_get_one_line(stores, trained_dir, tmp_path):  # noqa: F811
+def test_damaged_metadata_and_checkpoints_get_one_line(stores, trained_dir, tmp_path):
     state, meta = read_model_file(trained_dir / "best.pt")
     meta["normalization"] = {"enabled": True}
     atomic_save({"format": "pde-surrogate-model", "schema": 1, "state_dict": state, "meta": meta},
@@ -126,7 +125,7 @@ def test_damaged_metadata_and_checkpoints_get_one_line(stores, trained_dir, tmp_
         train(cfg_for("poisson"), stores["poisson"], trained_dir, resume=True, reporting=QUIET)
 
 
-def test_leftovers_of_a_killed_run_are_cleaned(stores, trained_dir):  # noqa: F811
+def test_leftovers_of_a_killed_run_are_cleaned(stores, trained_dir):
     for name in (".checkpoint.pt.tmp-4242", ".final.pt.tmp-4243"):
         (trained_dir / name).write_bytes(b"left by a kill -9")
     train(cfg_for("poisson", overrides=["train.budget_wu=20"]), stores["poisson"], trained_dir, resume=True,

@@ -57,7 +57,7 @@ print(result.report())
 rows = [("FEM, M = 100", result.fem), ("surrogate, N = 20000", result.surrogate),
         ("control variate", result.control_variate)]
 fig, ax = plt.subplots(figsize=(6, 2.8), constrained_layout=True)
-for k, (label, est) in enumerate(rows):
+for k, (_label, est) in enumerate(rows):
     ax.errorbar(est["mean"], k, xerr=est["mean"] - est["ci95_low"], fmt="o", capsize=4)
 ax.set_yticks(range(len(rows)), [label for label, _ in rows])
 ax.set_xlabel("E[Q] estimate, 95% interval")

@@ -20,25 +20,48 @@ private name of another, ``tests/test_study.py`` checks it):
   sections, regime-map prose, the report file of each edition).
 """
 
-from study.core.calibrate import (cycle_rate, eval_seconds, grid_layout, level1_cost, load_seconds, nets, one_pass,
-                                  random_data)
+from study.core.calibrate import (
+    cycle_rate,
+    eval_seconds,
+    grid_layout,
+    level1_cost,
+    load_seconds,
+    nets,
+    one_pass,
+    random_data,
+)
 from study.core.curves import curve_key, cut, readout
 from study.core.paper import ADAM_LR, FAS_STABILITY, MOMENTUM, PAPER_SETUPS, SGD_LR, SQRT2, net_name, paper_arch
 from study.core.plots import curve_on_grid, plot_regime
 from study.core.pool import guarded, run_pool
-from study.core.records import (curve_from_history, finished_records, make_task, round_floats, run_task, run_worker,
-                                write_json)
+from study.core.records import (
+    curve_from_history,
+    finished_records,
+    make_task,
+    round_floats,
+    run_task,
+    run_worker,
+    write_json,
+)
 from study.core.report import REPORTS, curve_sections, regime_cells
 from study.core.runkey import WHERE_IT_RAN, builtin_defaults, flatten, record_is_current, run_key, same_run
-from study.core.runner import (RESULTS, ROOT, STORES, command_line, edition_dir, ensure_store, hold_lock, relative,
-                               store_fingerprint)
-from study.core.setups import (DATA, QUICK_TRAINING, SETUPS, SIZES, TARGETS, Setup, describe_setups, split_sizes)
+from study.core.runner import (
+    RESULTS,
+    ROOT,
+    STORES,
+    command_line,
+    edition_dir,
+    ensure_store,
+    hold_lock,
+    relative,
+    store_fingerprint,
+)
+from study.core.setups import DATA, QUICK_TRAINING, SETUPS, SIZES, TARGETS, Setup, describe_setups, split_sizes
 from study.core.sizes import sizes_paragraph
 from study.core.stats import LEVEL, mean_sd, paired, sign_test
-from study.core.text import (VERDICT_LETTER, count, fmt, fmt_ms, fmt_pair, plural, rel_verdict, table,
-                             verdict_counts)
+from study.core.text import VERDICT_LETTER, count, fmt, fmt_ms, fmt_pair, plural, rel_verdict, table, verdict_counts
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by topic
     # set-ups and the paper
     "SETUPS", "TARGETS", "DATA", "SIZES", "QUICK_TRAINING", "split_sizes", "describe_setups", "Setup",
     "SQRT2", "FAS_STABILITY", "SGD_LR", "ADAM_LR", "MOMENTUM", "PAPER_SETUPS", "net_name", "paper_arch",

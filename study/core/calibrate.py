@@ -6,8 +6,9 @@ from __future__ import annotations
 import copy
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.core.setups import Setup
 

@@ -8,7 +8,7 @@ or paper work units) is <= B: *best* is their minimum (the paper's tables),
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def cut(record: Mapping, measure: str, budget: float) -> list[int] | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 SQRT2 = math.sqrt(2.0)
 FAS_STABILITY = {"alpha_p": 1.0, "alpha_m": 0.2, "gamma": 0.125, "eta": 2.0 * SQRT2}   # paper sec. 8.3

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 import traceback
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def guarded(fn: Callable[..., Any], key: str, *args: Any) -> tuple[str, Any, str | None]:

@@ -14,8 +14,9 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from study.core.pool import guarded
 
@@ -65,7 +66,7 @@ def curve_from_history(history: list[Mapping]) -> dict[str, list]:
 
     steps: list[int] = []
     for rec in history:
-        steps.append(max(steps[-1] + 1 if steps else 0, int(round(rec["work_units"]))))
+        steps.append(max(steps[-1] + 1 if steps else 0, round(rec["work_units"])))
     curve: dict[str, list] = {"step": steps}
     for name, path in columns.items():
         col = [value(rec, path) for rec in history]

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 #: Each edition's report in ``docs/`` (they link each other).
 REPORTS = {"v1": "RESULTS_v1.md", "v2": "RESULTS.md"}

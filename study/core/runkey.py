@@ -48,8 +48,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 #: Keys that say where a run went, not what it computed.
 WHERE_IT_RAN = frozenset({"train.device"})
@@ -69,7 +70,7 @@ def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
     return out
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def builtin_defaults(problem: str | None, kind: str | None) -> dict[str, Any]:
     """The built-in default of every key of a run of ``problem`` with a ``kind`` network, flattened (the
     effective target of ``problem`` under ``data.target``; no model keys for an unknown ``kind``)."""

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from study.core.paper import FAS_STABILITY, MOMENTUM, paper_arch
 
@@ -70,8 +71,8 @@ SIZES: dict[str, dict] = {
 
 def split_sizes(n_total: int, split: Mapping[str, float]) -> tuple[int, int]:
     """Training and validation sample counts of a store of ``n_total`` samples (contiguous blocks)."""
-    n_train = int(math.floor(split["train"] * n_total + 1e-9))
-    n_val = int(math.floor((split["train"] + split["val"]) * n_total + 1e-9)) - n_train
+    n_train = math.floor(split["train"] * n_total + 1e-9)
+    n_val = math.floor((split["train"] + split["val"]) * n_total + 1e-9) - n_train
     return n_train, n_val
 
 

@@ -7,7 +7,7 @@ paper's size" only where its network, samples and budget are the paper's.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from study.core.paper import PAPER_SETUPS, net_name
 from study.core.text import count

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 VERDICT_LETTER = {"win": "W", "tie": "T", "loss": "L", "n/a": "-"}
 

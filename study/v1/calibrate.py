@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.core import MOMENTUM, cycle_rate, eval_seconds, load_seconds, nets, random_data
 

@@ -24,9 +24,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from study.core import (ROOT, STORES, command_line, edition_dir, ensure_store, finished_records, fmt, hold_lock,
-                        level1_cost, readout, record_is_current, relative, round_floats, run_pool, run_worker,
-                        store_fingerprint, write_json)
+from study.core import (
+    ROOT,
+    STORES,
+    command_line,
+    edition_dir,
+    ensure_store,
+    finished_records,
+    fmt,
+    hold_lock,
+    level1_cost,
+    readout,
+    record_is_current,
+    relative,
+    round_floats,
+    run_pool,
+    run_worker,
+    store_fingerprint,
+    write_json,
+)
 from study.v1.calibrate import calibrate, estimate_task, print_estimate
 from study.v1.plan import plan
 from study.v1.presets import build_spec

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from study.core import LEVEL, fmt, regime_cells, verdict_counts
 from study.v1.index import Study

@@ -33,13 +33,31 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
-from study.core import (ADAM_LR, LEVEL, MOMENTUM, REPORTS, SGD_LR, VERDICT_LETTER, curve_key, curve_sections, fmt,
-                        fmt_ms, fmt_pair, mean_sd, plot_regime, rel_verdict, sign_test, sizes_paragraph, table)
+from study.core import (
+    ADAM_LR,
+    LEVEL,
+    MOMENTUM,
+    REPORTS,
+    SGD_LR,
+    VERDICT_LETTER,
+    curve_key,
+    curve_sections,
+    fmt,
+    fmt_ms,
+    fmt_pair,
+    mean_sd,
+    plot_regime,
+    rel_verdict,
+    sign_test,
+    sizes_paragraph,
+    table,
+)
 from study.v1.conclusion import conclusion
 from study.v1.index import Study
 from study.v1.plots import plot_setup

@@ -15,8 +15,9 @@ from __future__ import annotations
 import math
 import sys
 from collections import defaultdict
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 from unittest import mock
 
 from study.core import eval_seconds, load_seconds, nets, one_pass, random_data

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 from study.core import LEVEL, regime_cells, verdict_counts
 from study.v2.analysis import MOONSHOT_RATIO, MOONSHOT_SETUPS, MOONSHOT_WORST, Results

@@ -14,8 +14,9 @@ whose search a regime-map variant reuses.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
 from study.core import ADAM_LR, FAS_STABILITY, MOMENTUM, SGD_LR
 

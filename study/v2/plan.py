@@ -11,8 +11,9 @@ Layout under ``OUT`` (default ``results/study/v2``; the stores are ``results/stu
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.core import Setup, make_task
 from study.v2.presets import METHODS

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -43,7 +44,7 @@ def plot_curves(res: Results, setup: str, path: Path) -> None:
     for ax, (title, pick) in zip(axes, PANELS):
         for m in res.methods:
             d = defs[m]
-            if not (d["trainer"] != "fas" and d["growth"] == 1 or pick(d)):
+            if not ((d["trainer"] != "fas" and d["growth"] == 1) or pick(d)):
                 continue
             runs = list(res.runs(setup, m).values())
             _band(ax, grid, runs, "val_mse", COLORS.get(m, "tab:brown"), f"{res.label(m)} (n={len(runs)})", True)

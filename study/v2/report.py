@@ -17,8 +17,9 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.core import REPORTS, count, curve_sections, fmt, sizes_paragraph, table
 from study.v2 import sections

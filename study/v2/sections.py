@@ -4,7 +4,8 @@ statistics, (e) the regime map, the chosen configurations and where the FLOPs go
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from study.core import LEVEL, count, fmt, fmt_ms, fmt_pair, mean_sd, rel_verdict, table
 from study.v2.analysis import MOONSHOT_RATIO, REGIME_PANELS, Results, median

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.core import fmt, guarded, level1_cost, readout, round_floats, run_pool, write_json
 from study.v2 import runs, tuning

@@ -28,8 +28,9 @@ import json
 import math
 import shutil
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.core import flatten, readout, run_task, same_run
 from study.v2.methods import KEYS, suggest

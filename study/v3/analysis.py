@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import math
 import statistics
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -140,6 +141,12 @@ def paired_mean_ratio(a: Mapping[int, float], b: Mapping[int, float]) -> float |
     return statistics.mean(a[s] / b[s] for s in seeds) if seeds else None
 
 
+def search_and_final_cost(search: Mapping, finals: Sequence[Mapping]) -> tuple[float, float]:
+    """A method's search and one final run: in training runs and in seconds (the finals' mean wall time)."""
+    s = search["search"]
+    return s["cost_runs"] + 1.0, s["seconds"] + statistics.mean(r["wall_s"] for r in finals)
+
+
 def total_cost(results: Mapping, spec: Mapping) -> list[dict[str, Any]]:
     """Per (set-up, method): the search's and one final run's cost, against tuned AdamW's, and test MSE."""
     rows = []
@@ -148,15 +155,11 @@ def total_cost(results: Mapping, spec: Mapping) -> list[dict[str, Any]]:
         if "adamw" not in searches or not by_method.get("adamw"):
             continue
 
-        def cost(method: str) -> tuple[float, float]:
-            s, finals = searches[method]["search"], by_method[method]
-            return s["cost_runs"] + 1.0, s["seconds"] + statistics.mean(r["wall_s"] for r in finals)
-
-        base_runs, base_s = cost("adamw")
+        base_runs, base_s = search_and_final_cost(searches["adamw"], by_method["adamw"])
         for method, finals in by_method.items():
             if method not in searches or not finals:
                 continue
-            runs, seconds = cost(method)
+            runs, seconds = search_and_final_cost(searches[method], finals)
             rows.append({"setup": setup, "method": method, "cost_runs": runs, "seconds": seconds,
                          "runs_ratio": runs / base_runs, "seconds_ratio": seconds / base_s,
                          "test_mse_ratio": paired_mean_ratio(test_mse(finals), test_mse(by_method["adamw"]))})

@@ -17,8 +17,18 @@ import sys
 import tempfile
 from pathlib import Path
 
-from study.core import (ROOT, STORES, command_line, edition_dir, ensure_store, hold_lock, relative, run_pool,
-                        store_fingerprint, write_json)
+from study.core import (
+    ROOT,
+    STORES,
+    command_line,
+    edition_dir,
+    ensure_store,
+    hold_lock,
+    relative,
+    run_pool,
+    store_fingerprint,
+    write_json,
+)
 
 PROG = "python -m study.v3"
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.core import fmt, relative, table
 from study.v3 import analysis
@@ -37,7 +38,8 @@ def _setup_title(spec: Mapping, setup: str) -> str:
 def what_ran(spec: Mapping, command: str) -> list[str]:
     t = spec["tuning"]
     lines = ["## What ran", "",
-             f"Set-ups (the second study's sizes): {', '.join(s['title'] + ' ' + str(s['budget_wu']) + ' WU' for s in spec['setups'].values())}; "
+             f"Set-ups (the second study's sizes): "
+             f"{', '.join(s['title'] + ' ' + str(s['budget_wu']) + ' WU' for s in spec['setups'].values())}; "
              f"{spec['seeds']} final seeds per method. Every method trains with a cosine schedule to the budget.",
              "",
              f"Searches: an equal FLOP budget of {t['budget']:g} full-width runs per method searched at full width "

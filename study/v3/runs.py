@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from study.core import Setup, guarded, make_task, record_is_current, round_floats, run_task
 from study.v3.methods import METHODS

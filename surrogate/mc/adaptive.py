@@ -39,6 +39,7 @@ before it counts, so a killed run resumes from them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable
@@ -48,8 +49,16 @@ import numpy as np
 from tqdm import tqdm
 
 from surrogate.mc.errors import MCError
-from surrogate.mc.mlmc import (LevelStats, Moments, allocation, bias_estimate, decay_rate, optimal_cost, quantile95,
-                               summary)
+from surrogate.mc.mlmc import (
+    LevelStats,
+    Moments,
+    allocation,
+    bias_estimate,
+    decay_rate,
+    optimal_cost,
+    quantile95,
+    summary,
+)
 from surrogate.mc.records import Records
 
 #: Stop refining the allocation when no level needs more than this share of its samples.
@@ -185,7 +194,7 @@ class MultilevelRun:
         if floor and self.plan.adaptive:
             diff = [i for i, lv in enumerate(self.levels) if lv.kind == "difference"]
             rate = decay_rate([0.0, *v[diff]]) if len(diff) >= 2 else 1.0
-            for a, b in zip(diff[:-1], diff[1:]):
+            for a, b in itertools.pairwise(diff):
                 v[b] = max(v[b], v[a] / 2 ** (rate + 1))
         return np.maximum(v, 1e-300)
 

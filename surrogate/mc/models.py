@@ -104,7 +104,8 @@ def resolve_field(trained: Mapping | None, overrides: Mapping, surrogate: bool =
                       f"(missing {', '.join(missing)}); give them in mc.field (keys {', '.join(FIELD_PARAMS)})")
     params = check_field_params(**params, prefix="mc.field.")
     diffs = []
-    needed = [k for k in FIELD_PARAMS if k not in SAMPLER_KEYS and (k != "nu" or trained_field.get("kernel") == "matern")]
+    matern = trained_field.get("kernel") == "matern"
+    needed = [k for k in FIELD_PARAMS if k not in SAMPLER_KEYS and (k != "nu" or matern)]
     if surrogate and not all(trained_field.get(k) is not None for k in needed):
         diffs.append("the training store records no (or incomplete) field parameters; MC uses "
                      + ", ".join(f"{k}={params[k]!r}" for k in FIELD_PARAMS))

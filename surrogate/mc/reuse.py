@@ -71,5 +71,5 @@ def heldout_pairs(sur: Surrogate, field: Mapping, trained_field: Mapping) -> tup
         raise MCError(f"mc.reuse: store {path} has {len(index)} finished test samples; need at least 3")
     log_k = store.read("log_k", index).astype(np.float64)
     q = store.read("Q", index).astype(np.float64).reshape(-1)
-    return log_k, q, {"store": str(path), "split": "test", "samples": int(len(index)),
+    return log_k, q, {"store": str(path), "split": "test", "samples": len(index),
                       "first": int(index[0]), "last": int(index[-1])}

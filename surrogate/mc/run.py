@@ -13,8 +13,8 @@ from tqdm import tqdm
 
 from surrogate import distributed
 from surrogate.config import MCConfig
-from surrogate.mc.errors import MCError, MCWarning
 from surrogate.mc.cost import surrogate_cost
+from surrogate.mc.errors import MCError, MCWarning
 from surrogate.mc.estimators import control_variate, equal_cost, plain_mc, surrogate_error
 from surrogate.mc.fields import FieldSampler
 from surrogate.mc.models import Predict, as_model, darcy_fem, resolve_field, trained_store_params, training_field

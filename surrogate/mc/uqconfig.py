@@ -8,9 +8,10 @@ budget, the records and an optional surrogate control variate.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from params import Bool, Choice, ConfigError, Float, Int, Section, option, read_params
 from surrogate.config import DEVICES, SECTIONS

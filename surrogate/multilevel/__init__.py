@@ -20,8 +20,6 @@ from .protocol import Trainer
 from .transfer import Coarsening, Transfer
 from .work import WorkCounter, flops_per_sample
 
-__all__ = [
-    "build_hierarchy", "Hierarchy", "Transfer", "Coarsening", "heavy_edge_matching", "cosine_strength",
-    "MinibatchStream", "Trainer", "FASTrainer", "FASConfig", "GrowthConfig", "OptimizerConfig", "NestedIteration",
-    "DivergenceError", "WorkCounter", "flops_per_sample",
-]
+__all__ = ["Coarsening", "DivergenceError", "FASConfig", "FASTrainer", "GrowthConfig", "Hierarchy", "MinibatchStream",
+           "NestedIteration", "OptimizerConfig", "Trainer", "Transfer", "WorkCounter", "build_hierarchy",
+           "cosine_strength", "flops_per_sample", "heavy_edge_matching"]

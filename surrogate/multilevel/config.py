@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from params import Choice, ConfigError, Float, Int, Section, option
 
-__all__ = ["FASConfig", "GrowthConfig", "OptimizerConfig", "OPTIMIZERS", "PARAMETRIZATIONS"]
+__all__ = ["OPTIMIZERS", "PARAMETRIZATIONS", "FASConfig", "GrowthConfig", "OptimizerConfig"]
 
 #: One-level optimizers, and the FAS smoothers (``train.fas.smoother``).
 OPTIMIZERS = ("sgd", "adam", "adamw")

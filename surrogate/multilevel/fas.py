@@ -41,9 +41,8 @@ host reads are the heavy edge matchings every ``rematch_every`` cycles.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
-
-from typing import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch.nn import functional as F
@@ -60,7 +59,7 @@ from .smoother import Level
 from .width import lr_multipliers
 from .work import MEASURES, WorkCounter
 
-__all__ = ["FASTrainer", "DivergenceError"]
+__all__ = ["DivergenceError", "FASTrainer"]
 
 #: Levels whose learning rate is divided by eta; coarser ones keep the last rate (section 8.3).
 ETA_LEVELS = 3
@@ -102,7 +101,8 @@ class FASTrainer:
         self.factory = optimizer if callable(optimizer) else None
         self.hier, self.X, self.Y, self.stream = hier, X, Y, batches
         #: the shapes muP's rates are relative to (``optimizer.parametrization``): the fine net's by default
-        self.base_shapes = list(base_shapes) if base_shapes is not None else [p.shape for p in hier.nets[0].parameters()]
+        fine_shapes = [p.shape for p in hier.nets[0].parameters()]
+        self.base_shapes = list(base_shapes) if base_shapes is not None else fine_shapes
         self.loss_fn = loss if loss is not None else F.mse_loss
         self.parallel = DataParallel()
         self.lr_scale = 1.0
@@ -275,8 +275,9 @@ class FASTrainer:
         means = [s / c if c else math.nan for s, c in zip(sums, counts)]
         for l, (mean, count) in enumerate(zip(means, counts)):
             if count and not math.isfinite(mean):
-                raise DivergenceError(l, mean, {"lr": self.levels[l].lr, "eta": self.config.eta, "gamma": self.config.gamma,
-                                                "alpha_p": self.config.alpha_p, "alpha_m": self.config.alpha_m})
+                c = self.config
+                raise DivergenceError(l, mean, {"lr": self.levels[l].lr, "eta": c.eta, "gamma": c.gamma,
+                                                "alpha_p": c.alpha_p, "alpha_m": c.alpha_m})
         return means
 
     # ------------------------------------------------------------------ checkpoints

@@ -10,8 +10,8 @@ from params import ConfigError, replace
 
 from ..models import WidthNet
 from .config import FASConfig
-from .parallel import DataParallel
 from .hem import cosine_strength, heavy_edge_matching
+from .parallel import DataParallel
 from .transfer import Coarsening, Transfer
 
 __all__ = ["Hierarchy", "build_hierarchy"]

@@ -36,7 +36,7 @@ prolongation, so checkpoints (between cycles) need no new state.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch.optim import Optimizer
@@ -44,7 +44,7 @@ from torch.optim import Optimizer
 from .config import OptimizerConfig
 from .transfer import Transfer
 
-__all__ = ["OptimizerSpec", "make_optimizer", "set_rate", "restrict_state", "prolong_momentum"]
+__all__ = ["OptimizerSpec", "make_optimizer", "prolong_momentum", "restrict_state", "set_rate"]
 
 # a factory ``f(params, lr) -> torch.optim.Optimizer`` (or an OptimizerConfig, see make_optimizer)
 OptimizerSpec = Callable[[list, float], Optimizer]

@@ -13,7 +13,7 @@ every process holds the same hierarchy.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.distributed as dist

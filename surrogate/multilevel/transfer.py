@@ -38,7 +38,7 @@ of two spaces) and a transposed convolution (rows along dimension 1).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -43,7 +43,7 @@ assume plain layers, so the rules are applied here from the roles instead.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 

@@ -25,11 +25,11 @@ post = s at any depth.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..models import WidthNet
 
-__all__ = ["MEASURES", "flops_per_sample", "WorkCounter"]
+__all__ = ["MEASURES", "WorkCounter", "flops_per_sample"]
 
 MEASURES = ("flops", "paper")
 
