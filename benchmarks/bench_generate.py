@@ -24,7 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from pde_data.generate import generate, sample_rng  # before dolfinx: orders MPI
+from pde_data.fields import sample_rng
+from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.problems import get_family
 
 #: Problem -> bare assemble + solve of one input (the FEM part of `family.solve`).

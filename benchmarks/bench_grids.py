@@ -53,8 +53,8 @@ from pathlib import Path
 from typing import Self
 
 from pde_data import chunks
-from pde_data.fields import FIELD_PARAMS, GaussianRandomField  # numpy only
-from pde_data.generate import generate, sample_rng  # before dolfinx: orders MPI
+from pde_data.fields import FIELD_PARAMS, GaussianRandomField, sample_rng  # numpy only
+from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.problems import get_family
 
 PROBLEMS = ("darcy", "poisson")

@@ -25,7 +25,7 @@ import resource, sys, time
 import pde_data.heap
 if sys.argv[1] == "default":
     pde_data.heap.keep_freed_memory = lambda: False
-from pde_data.generate import sample_rng  # before dolfinx: orders MPI
+from pde_data.fields import sample_rng
 from pde_data.darcy import DarcyProblem
 n, solves = int(sys.argv[2]), int(sys.argv[3])
 darcy = DarcyProblem(n=n)

@@ -56,7 +56,7 @@ def write_store(path: Path, n: int, samples: int, chunk: int) -> None:
     fam = RandomDarcy(n)
     rec = store.record(fam, {"samples": samples, "chunk": chunk, "seed": 0}, {"bench": "1"})
     store.prepare(path, fam, rec)
-    group, _ = store.open_store(path, mode="r+")
+    group, _ = store.open_store_group(path, mode="r+")
     targets = chunks.writable(group, [*fam.sample_arrays, "done"])
     rng = np.random.default_rng(0)
     for start in range(0, samples, chunk):

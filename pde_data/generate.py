@@ -28,30 +28,15 @@ from mpi4py import MPI
 from tqdm import tqdm
 
 from params import ConfigError, read_params
-from pde_data import __version__, chunks, integrity, lock, store
+from pde_data import chunks, integrity, lock, store
 from pde_data.config import GENERATE, problem_config
+from pde_data.fields import sample_rng
 from pde_data.problems import PROBLEMS, get_family
+from pde_data.provenance import versions
 from pde_data.store import StoreError
 
-
-def versions() -> dict[str, str]:
-    """Versions of the packages that shape a store's content."""
-    import dolfinx
-    import petsc4py
-    import zarr
-
-    return {
-        "pde_data": __version__,
-        "dolfinx": dolfinx.__version__,
-        "petsc4py": petsc4py.__version__,
-        "numpy": np.__version__,
-        "zarr": zarr.__version__,
-    }
-
-
-def sample_rng(seed: int, i: int) -> np.random.Generator:
-    """The random generator of sample ``i``."""
-    return np.random.default_rng(np.random.SeedSequence((seed, i)))
+#: The packages that shape a store's content, recorded in it.
+STORE_PACKAGES = ("pde_data", "dolfinx", "petsc4py", "numpy", "zarr")
 
 
 def solve_chunk(family, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
@@ -176,11 +161,11 @@ def _write(comm, problem, family_cls, kwargs, settings, out: Path, overwrite: tu
     # 4. Rank 0 creates or checks the store, repairs bad chunks; all ranks agree on the chunks to do.
     if settings["chunk"] == "auto":
         settings = {**settings, "chunk": chunks.auto_chunk(family.sample_arrays, settings["samples"])}
-    rec = store.record(family, settings, versions())
+    rec = store.record(family, settings, versions(*STORE_PACKAGES))
     status = _on_root(comm, store.prepare, out, family, rec, *overwrite)
     n, size = settings["samples"], settings["chunk"]
     todo = _on_root(comm, _todo, out, n, size, progress)[comm.rank :: comm.size]
-    group, _ = store.open_store(out, mode="r+")
+    group, _ = store.open_store_group(out, mode="r+")
 
     # 5. Solve and write whole chunks; the progress bar shows rank 0's share.
     spans = [(k * size, min((k + 1) * size, n)) for k in todo]

@@ -73,7 +73,7 @@ def verify(path: str | Path, progress: bool = False) -> tuple[Report, np.ndarray
     Samples of a chunk of ``done`` that does not decode count as not done.
     """
     path = Path(path)
-    group, rec = store.open_store(path)
+    group, rec = store.open_store_group(path)
     links = _links(path)
     if links:
         target = os.readlink(path / links[0])
@@ -122,7 +122,7 @@ def repair(path: str | Path, progress: bool = False) -> np.ndarray:
     report, done_index = verify(path, progress)
     if report.clean:
         return done_index
-    group, _ = store.open_store(path, mode="r+")
+    group, _ = store.open_store_group(path, mode="r+")
     done = writable(group, ["done"])["done"]
     for start, stop in sorted({(b.start, b.stop) for b in report.bad}):  # whole chunks (all arrays share them)
         done[start:stop] = False  # so a corrupt chunk of done is overwritten, never read

@@ -160,8 +160,8 @@ def _expected_arrays(rec: dict) -> dict[str, tuple[tuple, tuple, np.dtype]]:
     return expected
 
 
-def open_store(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str, Any]]:
-    """Open one of our stores (read-only by default) and check its arrays; returns (group, record).
+def open_store_group(path: str | Path, mode: str = "r") -> tuple[zarr.Group, dict[str, Any]]:
+    """The Zarr group of one of our stores (read-only by default), its arrays checked; returns (group, record).
 
     The checks read each array's own metadata. A group opened to write (``mode="r+"``) keeps the store's
     consolidated metadata, so that a write of its attributes does not drop the copy that xarray reads.
@@ -255,7 +255,7 @@ class StoreReader:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.group, self.record = open_store(self.path)
+        self.group, self.record = open_store_group(self.path)
         self.problem: str = self.record["problem"]
         self.n_total = int(self.record["generate"]["samples"])
         with _refusing(self.path, self.problem):
@@ -455,7 +455,7 @@ def prepare(path: str | Path, family, rec: dict, overwrite: bool = False, overwr
                              "add samples, regenerate it with --overwrite, or choose another --out")
         diffs = _differences(old, rec)
         if not diffs and not overwrite:
-            open_store(path, mode="r+")  # check the arrays too
+            open_store_group(path, mode="r+")  # check the arrays too
             return "resumed"
         if not (overwrite or overwrite_changed):
             raise StoreError(

@@ -6,8 +6,8 @@ Reads what the train, evaluate and mc_qoi stages wrote and produces
   error ("L-infinity") for every problem, model and trainer, the first
   auxiliary network of each FAS run, the test-split metrics, and the Monte
   Carlo estimate of the Darcy outflow QoI;
-* ``reports/val_curves_<problem>.png``: validation MSE against work units,
-  SGD against FAS (fine and auxiliary network) for each model.
+* ``reports/val_curves_<problem>.png``: validation MSE against work units
+  of every training run of the problem (fine and, for FAS, auxiliary network).
 
 Every number comes from the JSON files of the stages before; nothing is typed in.
 

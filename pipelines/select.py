@@ -17,13 +17,15 @@ import shutil
 import sys
 from pathlib import Path
 
+from surrogate.io import BEST
+
 
 def candidates(models: Path, problem: str, metric: str) -> list[dict]:
     """Every trained model of ``problem`` with its best validation ``metric``, best first."""
     out = []
     for summary in sorted(models.glob(f"{problem}-*/train_summary.json")):
         s = json.loads(summary.read_text())
-        if s.get("problem") == problem and metric in s.get("best", {}) and (summary.parent / "best.pt").exists():
+        if s.get("problem") == problem and metric in s.get("best", {}) and (summary.parent / BEST).exists():
             out.append({"model": str(summary.parent), "trainer": s["trainer"], "net": s["model"],
                         f"best_val_{metric}": s["best"][metric]})
     return sorted(out, key=lambda c: c[f"best_val_{metric}"])
@@ -42,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(Path(found[0]["model"]) / "best.pt", args.out / "best.pt")
+    shutil.copyfile(Path(found[0]["model"]) / BEST, args.out / BEST)
     (args.out / "selection.json").write_text(json.dumps({"chosen": found[0], "candidates": found}, indent=2) + "\n")
     print(f"selected {found[0]['model']} (best validation {args.metric} {found[0][f'best_val_{args.metric}']:.4g} "
           f"of {len(found)} candidates) -> {args.out}")

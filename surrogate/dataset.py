@@ -26,9 +26,10 @@ import numpy as np
 import torch
 
 from pde_data.store import StoreError, StoreReader
-from surrogate.codec import Codec, compute_normalization
+from surrogate.codec import Codec
 from surrogate.config import DataConfig, SplitConfig
 from surrogate.layout import Layout, layout_of
+from surrogate.normalization import compute_normalization
 
 
 def open_store(path: Any, problem: str | None = None) -> StoreReader:

@@ -23,7 +23,7 @@ from surrogate.runtime import pick_device
 TIMEOUT = timedelta(minutes=5)
 
 
-def world_size() -> int:
+def started_processes() -> int:
     """The number of processes ``torchrun`` started (1 without torchrun)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
@@ -31,7 +31,7 @@ def world_size() -> int:
 def init(device_name: str, key: str = "train.device") -> torch.device:
     """Join the job's process group if there is one; returns this process's device."""
     device = pick_device(device_name, key)
-    if world_size() == 1:
+    if started_processes() == 1:
         return device
     if not dist.is_available():
         raise ConfigError("torchrun: this torch build has no torch.distributed; run one process")
@@ -57,14 +57,14 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def world() -> int:
+def joined_processes() -> int:
     """Processes of the joined group (1 when none was joined)."""
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
 def sum_over_processes(values: np.ndarray, device: torch.device) -> np.ndarray:
     """``values`` summed over the processes (each fills its own entries, zeros elsewhere)."""
-    if world() == 1:
+    if joined_processes() == 1:
         return values
     t = torch.as_tensor(values, dtype=torch.float64, device=device if device.type == "cuda" else "cpu")
     dist.all_reduce(t)

@@ -41,11 +41,10 @@ from pde_data.store import StoreError, StoreReader
 from surrogate.config import SplitConfig
 from surrogate.dataset import Split, check_complete, open_store, split_indices
 from surrogate.export import is_export
-from surrogate.io import ModelFileError, Surrogate, load
+from surrogate.io import NETWORK_FILES, ModelFileError, Surrogate, load
 from surrogate.metrics import split_errors
 from surrogate.runtime import write_json
 
-NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
 METRIC_DEFINITIONS = {"mse": "mean squared error (paper: L2 loss)",
                       "linf": "maximum absolute error (paper: L-infinity loss)",
                       "rel_l2": "||pred - true||_2 / ||true||_2 over the test split",

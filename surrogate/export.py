@@ -39,7 +39,7 @@ import torch
 
 from pde_data import lock
 from pde_data.store import sibling
-from surrogate.io import ModelFileError, Surrogate, _net_for, build_net, check_shapes, read_model_file
+from surrogate.io import BEST, ModelFileError, Surrogate, _net_for, build_net, check_shapes, model_file, read_model_file
 
 EXPORT_FORMAT = "pde-surrogate-export"
 EXPORT_SCHEMA = 1
@@ -97,10 +97,10 @@ def _model_file(model: Path) -> Path:
     if not model.exists():
         raise ModelFileError(f"{str(model)!r} does not exist; export needs a model directory of `surrogate train` "
                              "or a model file")
-    if model.is_dir() and not (model / "best.pt").is_file():
-        raise ModelFileError(f"model directory {str(model)!r} has no best.pt (train one with `surrogate train ... "
+    if model.is_dir() and not (model / BEST).is_file():
+        raise ModelFileError(f"model directory {str(model)!r} has no {BEST} (train one with `surrogate train ... "
                              f"--out {model}`); nothing was written")
-    return model / "best.pt" if model.is_dir() else model
+    return model_file(model)
 
 
 def being_written(path: Path) -> str | None:

@@ -44,6 +44,11 @@ PICKLE_PROTO = b"\x80"
 MODEL_FORMAT = "pde-surrogate-model"
 CHECKPOINT_FORMAT = "pde-surrogate-checkpoint"
 SCHEMA = 1
+#: The networks a training run writes to its model directory: the best and the last fine network and the first
+#: auxiliary network of a multilevel run (best and last).
+NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
+#: The file a model directory stands for wherever one network is read (load, export, Monte Carlo).
+BEST = NETWORK_FILES["fine"]
 
 
 class ModelFileError(ValueError):
@@ -338,6 +343,12 @@ class Surrogate:
         return parts[self.layout.targets[0]] if len(parts) == 1 else parts
 
 
+def model_file(path: str | Path) -> Path:
+    """``path`` if it is a model file, else the directory's :data:`BEST` network."""
+    path = Path(path)
+    return path / BEST if path.is_dir() else path
+
+
 def load(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:
     """Load a surrogate saved by ``surrogate train`` or ``surrogate export`` (never executes code from a file).
 
@@ -350,8 +361,7 @@ def load(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:
     path = Path(path)
     if export.is_export(path):
         return export.load_export(path, device)
-    if path.is_dir():
-        path = path / "best.pt"
+    path = model_file(path)
     state, meta = read_model_file(path)
     net = _net_for(state, meta["arch"], path)
     try:

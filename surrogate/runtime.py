@@ -51,16 +51,3 @@ def write_json(path: str | Path, obj: Any, indent: int | None = 2) -> Path:
     tmp.write_text(json.dumps(jsonable(obj), indent=indent) + "\n")
     os.replace(tmp, path)
     return path
-
-
-def versions() -> dict[str, str]:
-    """Versions of Python and the packages a model file depends on."""
-    import importlib.metadata as md
-    import sys
-
-    out = {"python": sys.version.split()[0], "torch": str(torch.__version__), "numpy": str(np.__version__)}
-    try:
-        out["pde-surrogate"] = md.version("pde-surrogate")
-    except md.PackageNotFoundError:
-        pass
-    return out

@@ -41,21 +41,31 @@ import numpy as np
 import torch
 
 from params import ConfigError, writable_dir
+from pde_data.provenance import versions
 from surrogate import config as config_mod
 from surrogate import distributed
 from surrogate.config import RunConfig
 from surrogate.dataset import Dataset, load_dataset, open_store
-from surrogate.io import ModelFileError, arch_of, build_net, make_net, read_checkpoint, save_checkpoint, save_model
+from surrogate.io import (
+    NETWORK_FILES,
+    ModelFileError,
+    arch_of,
+    build_net,
+    make_net,
+    read_checkpoint,
+    save_checkpoint,
+    save_model,
+)
 from surrogate.monitor import Monitor, TrainingDiverged
 from surrogate.outputs import RunOutputs
 from surrogate.progress import Progress
-from surrogate.runtime import versions, write_json
+from surrogate.runtime import write_json
 from surrogate.schedule import lr_factor
 
 __all__ = ["CHECKPOINT", "OUTPUT_FILES", "QUIET", "Reporting", "ResumeError", "TrainingDiverged", "build_trainer",
            "train"]
 
-OUTPUT_FILES = ("best.pt", "final.pt", "aux_best.pt", "aux_final.pt", "history.json", "train_summary.json")
+OUTPUT_FILES = (*NETWORK_FILES.values(), "history.json", "train_summary.json")
 CHECKPOINT = "checkpoint.pt"
 LIVE_DIR = "dvclive"
 #: Keys that may differ between a checkpoint and a --resume run.
@@ -168,8 +178,9 @@ def train(cfg: RunConfig, store: str | Path, out: str | Path, *, resume: bool | 
     device = distributed.init(cfg.train.device)
     main = distributed.is_main()  # under torchrun, rank 0 alone writes files and shows progress
     say = (lambda msg: print(msg, file=sys.stderr)) if reporting.verbose and main else (lambda msg: None)
-    if distributed.world_size() > cfg.train.batch_size:
-        raise ConfigError(f"torchrun: {distributed.world_size()} processes share minibatches of train.batch_size "
+    processes = distributed.started_processes()
+    if processes > cfg.train.batch_size:
+        raise ConfigError(f"torchrun: {processes} processes share minibatches of train.batch_size "
                           f"{cfg.train.batch_size}; need at most as many processes as samples in a minibatch")
     out = writable_dir(out, "--out")
     if metrics is not None:
@@ -313,7 +324,7 @@ def _model_meta(cfg: RunConfig, dataset: Dataset, net: torch.nn.Module, role: st
         "role": role, "level": 0 if role == "fine" else 1, "selection": selection,
         "work_units": record["work_units"],
         "metrics": {"val": record.get(f"{prefix}val"), "val_by_target": record.get(f"{prefix}val_targets")},
-        "versions": versions(), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "versions": versions("pde_data", "torch", "numpy"), "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
 
 
@@ -321,7 +332,7 @@ def _summary(cfg: RunConfig, dataset: Dataset, monitor: Monitor, store_info: dic
              device: torch.device) -> dict:
     final = monitor.history[-1]
     summary = {"problem": cfg.problem, "model": cfg.model.KIND, "trainer": cfg.train.trainer,
-               "levels": cfg.train.levels, "device": str(device), "processes": distributed.world_size(),
+               "levels": cfg.train.levels, "device": str(device), "processes": distributed.started_processes(),
                "store": store_info, "work_measure": cfg.train.work_measure, "data_streamed": dataset.streamed,
                "work_units": work, "cycles": loop["cycles"], "elapsed_s": loop["elapsed_s"],
                "eval_elapsed_s": list(loop.get("eval_elapsed_s", [])),   # per history record

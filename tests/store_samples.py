@@ -2,12 +2,12 @@
 
 import numpy as np
 
-from pde_data.store import open_store
+from pde_data.store import open_store_group
 
 
 def read_samples(path, fields):
     """The per-sample ``fields`` and the ``done`` flags of the store at ``path``, as numpy arrays."""
-    group, _ = open_store(path)
+    group, _ = open_store_group(path)
     return {name: group[name][:] for name in (*fields, "done")}
 
 

@@ -13,7 +13,7 @@ import pytest
 import zarr
 
 from pde_data.generate import generate  # before dolfinx: orders MPI
-from pde_data.store import StoreError, open_store
+from pde_data.store import StoreError, open_store_group
 from store_samples import assert_same_samples as assert_same
 from store_samples import read_samples
 
@@ -28,7 +28,7 @@ assert_same_samples = partial(assert_same, fields=FIELDS)
 def test_layout_attributes_and_samples_from_seed_and_index(tmp_path, write_params):
     out = tmp_path / "d.zarr"
     assert generate("darcy", out, write_params("darcy", **SMALL, variance=0.5), progress=False) == "created"
-    group, rec = open_store(out)
+    group, rec = open_store_group(out)
     assert group["done"][:].all()
     assert group["log_k"].shape == (12, 8, 8) and group["log_k"].chunks == (4, 8, 8)
     assert group["p"].shape == (12, 8, 8) and group["p"].dtype == np.float32

@@ -14,7 +14,7 @@ import zarr
 from params import ConfigError
 from pde_data.chunks import auto_chunk
 from pde_data.generate import generate  # before dolfinx: orders MPI
-from pde_data.store import StoreError, open_store
+from pde_data.store import StoreError, open_store_group
 from store_samples import assert_same_samples as assert_same
 from store_samples import read_samples
 
@@ -26,7 +26,7 @@ assert_same_samples = partial(assert_same, fields=FIELDS)
 def test_store_layout_and_attributes(tmp_path, write_params):
     out = tmp_path / "p.zarr"
     assert generate("poisson", out, write_params(), progress=False) == "created"
-    group, rec = open_store(out)
+    group, rec = open_store_group(out)
     assert group["done"][:].all()
     assert group["u"].shape == (12, 8, 8) and group["u"].chunks == (4, 8, 8)
     assert group["flux"].shape == (12, 2, 8, 8) and group["theta"].shape == (12, 5)
@@ -112,7 +112,7 @@ def test_mismatched_parameters_are_refused_then_overwritten(tmp_path, write_para
     with pytest.raises(StoreError, match=r"params.kx: store has \[0.5, 4.0\], this run asks \[1.0, 2.0\]"):
         generate("poisson", out, write_params(kx=[1.0, 2.0]), progress=False)
     assert generate("poisson", out, write_params(), seed=3, overwrite=True, progress=False) == "created"
-    assert open_store(out)[1]["generate"]["seed"] == 3
+    assert open_store_group(out)[1]["generate"]["seed"] == 3
     assert read(out)["done"].all()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -122,7 +122,7 @@ def test_auto_chunk_is_resolved_recorded_and_resumed(tmp_path, write_params):
     out = tmp_path / "p.zarr"
     params = write_params(samples=40, chunk="auto")
     assert generate("poisson", out, params, progress=False) == "created"
-    group, rec = open_store(out)
+    group, rec = open_store_group(out)
     assert rec["generate"]["chunk"] == 4 and group["u"].chunks == (4, 8, 8)  # 40 // 8 = 5 -> 4
     assert generate("poisson", out, params, progress=False) == "resumed"
     with pytest.raises(StoreError, match=r"generate.chunk: store has 4, this run asks 8"):

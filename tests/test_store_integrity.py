@@ -52,7 +52,7 @@ def build(path, chunks=range(5), zeros=()):
     fam = Fake()
     rec = store.record(fam, {"samples": N, "chunk": CHUNK, "seed": 0}, {"test": "1"})
     assert store.prepare(path, fam, rec) == "created"
-    group, _ = store.open_store(path, mode="r+")
+    group, _ = store.open_store_group(path, mode="r+")
     targets = pde_chunks.writable(group, [*fam.sample_arrays, "done"])
     for k in chunks:
         start, stop = k * CHUNK, min((k + 1) * CHUNK, N)

@@ -22,6 +22,7 @@ from typing import Any
 
 from study.core import Setup, guarded, make_task, record_is_current, round_floats, run_task
 from study.v3.methods import METHODS
+from surrogate.io import BEST
 
 MASKED = ("val_mse", "val_linf", "train_mse", "train_linf", "train_loss")
 
@@ -123,7 +124,7 @@ def _extend(store: str, hp: Mapping[str, float], run_dir: Path, rec: Mapping) ->
     if len(seconds) == len(curve["step"]):
         curve["elapsed_s"] = seconds
     extra: dict[str, Any] = {"hp": dict(hp), "curve": curve, "test": None}
-    if rec["status"] == "ok" and (run_dir / "best.pt").exists():
+    if rec["status"] == "ok" and (run_dir / BEST).exists():
         extra.update(test_metrics(run_dir, store))
     return round_floats(extra)
 

@@ -52,9 +52,9 @@ def _recorded(path: Any) -> dict | None:
     if not path or not Path(path).exists():
         return None
     try:
-        from pde_data.store import StoreReader
+        from pde_data.store import GENERATION, StoreReader
 
-        gen = StoreReader(path).group.attrs.get("generation")
+        gen = StoreReader(path).group.attrs.get(GENERATION)
     except Exception:  # noqa: BLE001 - an unreadable store records nothing
         return None
     return dict(gen) if isinstance(gen, Mapping) and "seconds" in gen else None

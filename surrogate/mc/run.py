@@ -56,7 +56,7 @@ def _surrogate_pass(predict: Predict, draw: Draw, cfg: MCConfig, progress: bool,
     Under ``torchrun`` each process takes every P-th batch of fields (field i
     depends on (seed, i) alone) and the Q values are summed over the processes.
     """
-    n, size, rank, world = cfg.n, cfg.batch_size, distributed.rank(), distributed.world()
+    n, size, rank, world = cfg.n, cfg.batch_size, distributed.rank(), distributed.joined_processes()
     q_sur = np.zeros(n)
     t_field = t_sur = 0.0
     starts = range(rank * size, n, world * size)
@@ -80,7 +80,7 @@ def _surrogate_pass(predict: Predict, draw: Draw, cfg: MCConfig, progress: bool,
 def _fem_pass(hifi: Callable[[np.ndarray], Any], draw: Draw, m: int, progress: bool,
               device: Any) -> tuple[np.ndarray, float]:
     """(Q_fem of the first ``m`` fields, seconds per solve); processes share the solves by index."""
-    rank, world = distributed.rank(), distributed.world()
+    rank, world = distributed.rank(), distributed.joined_processes()
     fields = draw(0, m)
     if isinstance(fields, torch.Tensor):  # drawn on the surrogate's device
         fields = fields.double().cpu().numpy()

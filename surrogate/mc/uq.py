@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from surrogate.io import model_file
 from surrogate.mc.adaptive import MultilevelRun, Plan, check_plan
 from surrogate.mc.cost import surrogate_cost
 from surrogate.mc.errors import MCError, MCWarning
@@ -76,7 +77,7 @@ def _surrogate(model: Any, problem: Mapping, device) -> tuple[tuple | None, dict
 def _sha256(path: Path | None) -> str | None:
     if path is None:
         return None
-    file = path / "best.pt" if path.is_dir() else path
+    file = model_file(path)
     return hashlib.sha256(file.read_bytes()).hexdigest() if file.exists() else None
 
 
