@@ -64,6 +64,17 @@ def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     return out, docs, data
 
 
+def _sweep_command(args: argparse.Namespace, out: Path, this_command: str) -> str:
+    """The command that ran the study: this one, or under --report-only the one that results.json names."""
+    previous = out / "results.json"
+    if args.report_only and previous.exists():
+        try:
+            return json.loads(previous.read_text())["command"]
+        except (ValueError, KeyError, TypeError):
+            pass
+    return this_command
+
+
 def _report_failures(kind: str, failures: list[tuple[str, str]]) -> None:
     for key, trace in failures:
         print(f"study v3: {kind} {key} failed:\n{trace}", file=sys.stderr)
@@ -145,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
     tasks = final_tasks(spec, stores, out, args.device)
     if not args.report_only:
         _report_failures("run", finals(spec, tasks, fps, jobs, threads, args.keep_models))
-    results = collect(spec, tasks, fps, out, command_line(PROG, argv))
+    results = collect(spec, tasks, fps, out, _sweep_command(args, out, command_line(PROG, argv)))
     write_json(out / "results.json", results)
     print(f"study v3: {relative(out / 'results.json')}", file=sys.stderr)
     if not args.no_report and results["finals"]:
