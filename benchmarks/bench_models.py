@@ -280,6 +280,10 @@ def write_doc(records: list[dict], doc: Path, command: str) -> None:
         "records: benchmarks/results/models.jsonl.", "",
         "peers: equal wall time per run; width: the pipeline's trainer (`surrogate.train`) on the U-Net at "
         "equal FLOP-counted work units (steps column: work units). Mean over seeds ± sample std.", "",
+        "Scope: the budget (--seconds at n = 32, scaled by n/32) is short. Families with cheap steps (the MLP) "
+        "take many more of them in it; the FNOs and the U-Net take tens to hundreds and are still improving at "
+        "the end, so a longer budget can change the ranking (not measured here). A family whose single step "
+        "outlasts the budget (the paper's CNN at n = 64, about 300 M parameters) overruns it: see train s.", "",
         *summary_lines(records), ""]))
 
 
