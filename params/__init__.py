@@ -11,10 +11,10 @@
 Neither DOLFINx nor torch is imported here.
 """
 
-from params.files import DEFAULT_FILE, load_yaml, params_path, parse_override, read_params, writable_dir
+from params.files import DEFAULT_FILE, flatten, load_yaml, params_path, parse_override, read_params, writable_dir
 from params.sections import Section, option, replace, resolve_specs, subsection
 from params.specs import MAX_SEED, Bool, Choice, ConfigError, ConvList, Float, Int, IntList, Range, Seed, Spec
 
 __all__ = ["DEFAULT_FILE", "MAX_SEED", "Bool", "Choice", "ConfigError", "ConvList", "Float", "Int", "IntList", "Range",
-           "Section", "Seed", "Spec", "load_yaml", "option", "params_path", "parse_override", "read_params", "replace",
-           "resolve_specs", "subsection", "writable_dir"]
+           "Section", "Seed", "Spec", "flatten", "load_yaml", "option", "params_path", "parse_override", "read_params",
+           "replace", "resolve_specs", "subsection", "writable_dir"]

@@ -69,6 +69,18 @@ def _yaml_problem(err: yaml.YAMLError) -> str:
     return f"line {mark.line + 1}, column {mark.column + 1}: {problem}"
 
 
+def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
+    """``{"train": {"fas": {"match": "after"}}}`` -> ``{"train.fas.match": "after"}``: the dotted keys of ``-S``
+    (``prefix`` ends with its dot); an empty mapping sets nothing; already dotted keys stay as they are."""
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping):
+            out.update(flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``'train.fas.gamma=0.1'`` -> (['train', 'fas', 'gamma'], 0.1); the value is parsed as YAML."""
     key, sep, raw = text.partition("=")

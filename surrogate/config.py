@@ -39,6 +39,7 @@ from params import (
     Range,
     Section,
     Seed,
+    flatten,
     option,
     read_params,
     subsection,
@@ -377,17 +378,6 @@ def _merge(out: dict, changes: Mapping) -> dict:
     return out
 
 
-def _flat(tree: Mapping, prefix: str = "train") -> dict[str, Any]:
-    """``{"fas": {"pre": 2}}`` -> ``{"train.fas.pre": 2}``."""
-    out = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            out.update(_flat(value, f"{prefix}.{key}"))
-        else:
-            out[f"{prefix}.{key}"] = value
-    return out
-
-
 def _train_for(train: Mapping, problem: str, trainer: str | None = None,
                typed: Mapping | None = None) -> tuple[dict, tuple[str, ...]]:
     """The ``train`` mapping of one run, and a note on each params-file key that a group changed.
@@ -400,8 +390,9 @@ def _train_for(train: Mapping, problem: str, trainer: str | None = None,
     by_problem = _merge(copy.deepcopy(base), (train.get("by_problem") or {}).get(problem) or {})
     chosen = typed.get("trainer", by_problem.get("trainer", TrainConfig().trainer))
     by_trainer = _merge(copy.deepcopy(by_problem), (train.get("by_trainer") or {}).get(chosen) or {})
-    stages = {"by_problem." + problem: _flat(by_problem), "by_trainer." + chosen: _flat(by_trainer)}
-    file_value, typed_keys = _flat(base), _flat(typed)
+    stages = {"by_problem." + problem: flatten(by_problem, "train."),
+              "by_trainer." + chosen: flatten(by_trainer, "train.")}
+    file_value, typed_keys = flatten(base, "train."), flatten(typed, "train.")
     unused = "train.fas." if typed.get("trainer", by_trainer.get("trainer")) != "fas" else None
     notes = []
     for key, value in stages["by_trainer." + chosen].items():

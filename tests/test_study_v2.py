@@ -11,7 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from study.core import record_is_current, run_key  # noqa: E402
+from study.core import mask_growth, record_is_current, run_key  # noqa: E402
 from study.v1 import plan as v1_plan  # noqa: E402
 from study.v2 import analysis, calibrate, methods, presets, runs, tuning  # noqa: E402
 from study.v2 import plan as v2_plan  # noqa: E402
@@ -35,7 +35,7 @@ def test_flops_to_target_first_evaluation_at_or_below_and_inf_otherwise():
     assert analysis.flops_to_target(r, 1.0, 30) == 20.0          # equal counts as reached
     assert analysis.flops_to_target(r, 0.4, 30) == math.inf
     assert analysis.flops_to_target(r, 0.5, 20) == math.inf       # only evaluations up to the budget
-    masked = runs.mask_growth({**r["curve"], "growth_level": [1, 1, None, None]})
+    masked = mask_growth({**r["curve"], "growth_level": [1, 1, None, None]}, runs.MASKED)
     assert masked["val_mse"] == [None, None, 1.0, 0.5] and masked["grow_val_mse"] == [5.0, 2.0, None, None]
     assert analysis.flops_to_target({"curve": masked}, 2.0, 30) == 20.0   # a coarse net reaching it does not count
 

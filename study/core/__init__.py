@@ -30,7 +30,7 @@ from study.core.calibrate import (
     one_pass,
     random_data,
 )
-from study.core.curves import curve_key, cut, readout
+from study.core.curves import curve_key, cut, mask_growth, readout
 from study.core.paper import ADAM_LR, FAS_STABILITY, MOMENTUM, PAPER_SETUPS, SGD_LR, SQRT2, net_name, paper_arch
 from study.core.plots import curve_on_grid, plot_regime
 from study.core.pool import guarded, run_pool
@@ -51,6 +51,7 @@ from study.core.runner import (
     STORES,
     command_line,
     edition_dir,
+    edition_paths,
     ensure_store,
     hold_lock,
     relative,
@@ -69,11 +70,11 @@ __all__ = [  # noqa: RUF022 - grouped by topic
     "make_task", "run_task", "run_worker", "finished_records", "curve_from_history", "round_floats", "write_json",
     "WHERE_IT_RAN", "flatten", "builtin_defaults", "run_key", "same_run", "record_is_current",
     "guarded", "run_pool",
-    "ROOT", "RESULTS", "STORES", "edition_dir", "relative", "command_line", "ensure_store", "store_fingerprint",
-    "hold_lock",
+    "ROOT", "RESULTS", "STORES", "edition_dir", "edition_paths", "relative", "command_line", "ensure_store",
+    "store_fingerprint", "hold_lock",
     "grid_layout", "nets", "level1_cost", "random_data", "one_pass", "cycle_rate", "eval_seconds", "load_seconds",
     # reports
-    "cut", "readout", "curve_key",
+    "cut", "readout", "curve_key", "mask_growth",
     "LEVEL", "paired", "sign_test", "mean_sd",
     "VERDICT_LETTER", "fmt", "count", "fmt_ms", "fmt_pair", "rel_verdict", "plural", "verdict_counts", "table",
     "curve_on_grid", "plot_regime", "sizes_paragraph", "REPORTS", "curve_sections", "regime_cells",

@@ -11,6 +11,21 @@ import math
 from collections.abc import Mapping
 
 
+def mask_growth(curve: Mapping[str, list], masked: tuple[str, ...]) -> dict[str, list]:
+    """The curve with the coarse-net evaluations of a growing network out of its fine-net columns ``masked``
+    (copied to ``grow_val_mse`` and ``grow_val_linf``)."""
+    levels = curve.get("growth_level")
+    if not levels or not any(levels):
+        return dict(curve)
+    out = dict(curve)
+    for key in ("val_mse", "val_linf"):
+        out[f"grow_{key}"] = [v if lv else None for v, lv in zip(curve[key], levels)]
+    for key in masked:
+        if key in curve:
+            out[key] = [None if lv else v for v, lv in zip(curve[key], levels)]
+    return out
+
+
 def cut(record: Mapping, measure: str, budget: float) -> list[int] | None:
     """Indices of the evaluations with ``measure`` count <= budget; None if the run failed before."""
     c = record["curve"]

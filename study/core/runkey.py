@@ -52,22 +52,12 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from params import flatten
+
 #: Keys that say where a run went, not what it computed.
 WHERE_IT_RAN = frozenset({"train.device"})
 TARGET = "data.target"
 _ABSENT = object()
-
-
-def flatten(tree: Mapping, prefix: str = "") -> dict[str, Any]:
-    """``{"train": {"fas": {"match": "after"}}}`` -> ``{"train.fas.match": "after"}``; an empty mapping sets
-    nothing; already dotted keys stay as they are."""
-    out: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, Mapping):
-            out.update(flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
 
 
 @functools.cache

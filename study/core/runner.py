@@ -11,6 +11,7 @@ import os
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import IO
@@ -23,6 +24,17 @@ STORES = RESULTS / "data"
 def edition_dir(edition: str) -> Path:
     """``results/study/<edition>``: an edition's default ``--out``."""
     return RESULTS / edition
+
+
+def edition_paths(edition: str, quick_dir: str, *, out: str | None, docs: str | None, data: str | None,
+                  quick: bool, data_under_out: bool = False) -> tuple[Path, Path, Path]:
+    """An edition's ``--out``, ``--docs`` and ``--data`` with their defaults: the edition's results folder,
+    ``docs/`` and the shared stores; a quick run puts all three in ``quick_dir`` under the temporary folder
+    (``data_under_out``: the stores go under a given ``--out`` too)."""
+    out_dir = Path(out) if out else (Path(tempfile.gettempdir()) / quick_dir if quick else edition_dir(edition))
+    docs_dir = Path(docs) if docs else (out_dir / "docs" if quick else ROOT / "docs")
+    data_dir = Path(data) if data else (out_dir / "data" if quick or (data_under_out and out) else STORES)
+    return out_dir, docs_dir, data_dir
 
 
 def relative(path: Path) -> Path:

@@ -20,15 +20,13 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 from study.core import (
     ROOT,
-    STORES,
     command_line,
-    edition_dir,
+    edition_paths,
     ensure_store,
     finished_records,
     fmt,
@@ -77,15 +75,6 @@ def _parser(prog: str) -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write RESULTS_v1.md / PNGs")
     p.add_argument("--keep-models", action="store_true", help="keep each run's model and checkpoint files")
     return p
-
-
-def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
-    """``--out``, ``--docs`` and ``--data`` with their defaults."""
-    out = Path(args.out) if args.out else (Path(tempfile.gettempdir()) / "fas-study-quick" if args.quick
-                                           else edition_dir("v1"))
-    docs = Path(args.docs) if args.docs else (out / "docs" if args.quick else ROOT / "docs")
-    data = Path(args.data) if args.data else (out / "data" if args.quick or args.out else STORES)
-    return out, docs, data
 
 
 def _run_all(args_list: list[tuple], jobs: int) -> list[tuple[str, str]]:
@@ -151,7 +140,8 @@ def _report(out: Path, docs: Path, command: str) -> None:
 def main(argv: list[str] | None = None, prog: str = PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser(prog).parse_args(argv)
-    out, docs, data = _paths(args)
+    out, docs, data = edition_paths("v1", "fas-study-quick", out=args.out, docs=args.docs, data=args.data,
+                                   quick=args.quick, data_under_out=True)
     params = args.params if args.params and Path(args.params).exists() else None
     jobs = max(1, int(args.jobs))
     threads = args.threads or max(1, (os.cpu_count() or 2) // jobs)

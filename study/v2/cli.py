@@ -21,10 +21,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 from pathlib import Path
 
-from study.core import ROOT, STORES, command_line, edition_dir, ensure_store, hold_lock, relative, store_fingerprint
+from study.core import ROOT, command_line, edition_paths, ensure_store, hold_lock, relative, store_fingerprint
 
 PROG = "python -m study.v2"
 
@@ -61,15 +60,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
-    """``--out``, ``--docs`` and ``--data`` with their defaults."""
-    out = Path(args.out) if args.out else (Path(tempfile.gettempdir()) / "fas-study-v2-quick" if args.quick
-                                           else edition_dir("v2"))
-    docs = Path(args.docs) if args.docs else (out / "docs" if args.quick else ROOT / "docs")
-    data = Path(args.data) if args.data else (out / "data" if args.quick else STORES)
-    return out, docs, data
-
-
 def _stores_for_report(ctx, stores: dict[str, Path]) -> None:
     """Stop with a one-line message (before anything is written) when a store the report reads is missing."""
     missing = [str(stores[p]) for p, fp in ctx.fps.items() if fp is None]
@@ -92,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     from study.v2 import steps
     from study.v2.presets import build_spec
 
-    out, docs, data = _paths(args)
+    out, docs, data = edition_paths("v2", "fas-study-v2-quick", out=args.out, docs=args.docs, data=args.data,
+                                   quick=args.quick)
     params = args.params if args.params and Path(args.params).exists() else None
     jobs = max(1, int(args.jobs))
     threads = args.threads or max(1, (os.cpu_count() or 2) // jobs)

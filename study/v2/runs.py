@@ -17,23 +17,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from study.core import guarded, record_is_current, round_floats, run_task
+from study.core import guarded, mask_growth, record_is_current, round_floats, run_task
 
 MASKED = ("val_mse", "val_linf", "aux_val_mse", "aux_val_linf", "train_mse", "train_linf", "train_loss")
-
-
-def mask_growth(curve: Mapping[str, list]) -> dict[str, list]:
-    """The curve with the coarse-net evaluations of a growing network out of its fine-net columns."""
-    levels = curve.get("growth_level")
-    if not levels or not any(levels):
-        return dict(curve)
-    out = dict(curve)
-    for key in ("val_mse", "val_linf"):
-        out[f"grow_{key}"] = [v if lv else None for v, lv in zip(curve[key], levels)]
-    for key in MASKED:
-        if key in curve:
-            out[key] = [None if lv else v for v, lv in zip(curve[key], levels)]
-    return out
 
 
 def test_metrics(run_dir: Path, store: str) -> dict[str, Any]:
@@ -51,7 +37,7 @@ def test_metrics(run_dir: Path, store: str) -> dict[str, Any]:
 
 
 def _extend(store: str, hp: Mapping[str, float], run_dir: Path, rec: Mapping) -> dict:
-    extra: dict[str, Any] = {"hp": dict(hp), "curve": mask_growth(rec["curve"]), "test": None}
+    extra: dict[str, Any] = {"hp": dict(hp), "curve": mask_growth(rec["curve"], MASKED), "test": None}
     if rec["status"] == "ok" and (run_dir / "best.pt").exists():
         extra.update(test_metrics(run_dir, store))
     return round_floats(extra)

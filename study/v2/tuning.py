@@ -32,10 +32,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from study.core import flatten, readout, run_task, same_run
+from study.core import flatten, mask_growth, readout, run_task, same_run
 from study.v2.methods import KEYS, suggest
 from study.v2.plan import config, trial_task
-from study.v2.runs import mask_growth
+from study.v2.runs import MASKED
 
 DONE = ("COMPLETE", "FAIL")
 
@@ -112,7 +112,7 @@ def _set_attrs(path: Path, name: str, number: int, attrs: Mapping[str, Any]) -> 
 
 def _objective(rec: Mapping) -> float:
     """Best validation MSE of the fine net up to the budget (+inf if the run diverged before it)."""
-    return readout({**rec, "curve": mask_growth(rec["curve"])}, "val_mse", "flops", rec["budget_wu"], "best")
+    return readout({**rec, "curve": mask_growth(rec["curve"], MASKED)}, "val_mse", "flops", rec["budget_wu"], "best")
 
 
 def _run_trial(study: Any, job: Mapping, path: Path, number: int, hp: Mapping[str, float]) -> float:

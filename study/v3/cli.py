@@ -14,14 +14,12 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 
 from study.core import (
     ROOT,
-    STORES,
     command_line,
-    edition_dir,
+    edition_paths,
     ensure_store,
     hold_lock,
     relative,
@@ -54,14 +52,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-report", action="store_true", help="do not write RESULTS_v3.md")
     p.add_argument("--keep-models", action="store_true", help="keep the final runs' model files")
     return p
-
-
-def _paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
-    out = Path(args.out) if args.out else (Path(tempfile.gettempdir()) / "fas-study-v3-quick" if args.quick
-                                           else edition_dir("v3"))
-    docs = Path(args.docs) if args.docs else (out / "docs" if args.quick else ROOT / "docs")
-    data = Path(args.data) if args.data else (out / "data" if args.quick else STORES)
-    return out, docs, data
 
 
 def _sweep_command(args: argparse.Namespace, out: Path, this_command: str) -> str:
@@ -140,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     from study.v3.report import write_report
     from study.v3.spec import build_spec
 
-    out, docs, data = _paths(args)
+    out, docs, data = edition_paths("v3", "fas-study-v3-quick", out=args.out, docs=args.docs, data=args.data,
+                                   quick=args.quick)
     params = args.params if args.params and Path(args.params).exists() else None
     jobs = max(1, int(args.jobs))
     threads = args.threads or max(1, (os.cpu_count() or 2) // jobs)

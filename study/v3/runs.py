@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from study.core import Setup, guarded, make_task, record_is_current, round_floats, run_task
+from study.core import Setup, guarded, make_task, mask_growth, record_is_current, round_floats, run_task
 from study.v3.methods import METHODS
 from surrogate.io import BEST
 
@@ -95,20 +95,6 @@ def final_task(spec: Mapping, setup: str, method: str, seed: int, best: Mapping[
     return task
 
 
-def mask_growth(curve: Mapping[str, list]) -> dict[str, list]:
-    """The curve with the coarse-net evaluations of a growing network out of its fine-net columns."""
-    levels = curve.get("growth_level")
-    if not levels or not any(levels):
-        return dict(curve)
-    out = dict(curve)
-    for key in ("val_mse", "val_linf"):
-        out[f"grow_{key}"] = [v if lv else None for v, lv in zip(curve[key], levels)]
-    for key in MASKED:
-        if key in curve:
-            out[key] = [None if lv else v for v, lv in zip(curve[key], levels)]
-    return out
-
-
 def test_metrics(run_dir: Path, store: str) -> dict[str, Any]:
     """``test``: MSE, L-inf and relative L2 of the fine ``best.pt`` on the test split (first target)."""
     from surrogate.evaluate import evaluate
@@ -119,7 +105,7 @@ def test_metrics(run_dir: Path, store: str) -> dict[str, Any]:
 
 def _extend(store: str, hp: Mapping[str, float], run_dir: Path, rec: Mapping) -> dict:
     summary = json.loads((run_dir / "train_summary.json").read_text()) if rec["status"] == "ok" else {}
-    curve = mask_growth(rec["curve"])
+    curve = mask_growth(rec["curve"], MASKED)
     seconds = summary.get("eval_elapsed_s") or []
     if len(seconds) == len(curve["step"]):
         curve["elapsed_s"] = seconds
