@@ -73,3 +73,14 @@ def test_the_report_states_every_target_from_synthetic_runs(tmp_path):
     ni_b = next(r for r in rows if r["method"] == "ni-mup" and r["fraction"] == 1.0)
     assert ni_b["reference"] == "adamw" and ni_b["flops"]["gm"] == pytest.approx((0.5 * 0.75 * 0.75) ** (1 / 3))
     assert (tmp_path / "study_v3_curves.png").stat().st_size > 0
+
+
+def test_report_only_without_a_matching_run_writes_nothing(tmp_path, capsys):
+    """Stores regenerated since the runs must not turn a finished report into an empty one."""
+    from study.v3.cli import main
+
+    out = tmp_path / "v3"
+    with pytest.raises(SystemExit) as stop:
+        main(["--report-only", "--out", str(out), "--data", str(tmp_path / "data"), "--docs", str(tmp_path / "docs")])
+    assert "no finished run matches the stores" in str(stop.value) and "left as they are" in str(stop.value)
+    assert not out.exists() and not (tmp_path / "docs").exists()

@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     failures = steps.search_all(ctx) + steps.run_all(ctx) if train else []
     results = steps.write_results(ctx, build_spec(preset, trials=args.trials, seeds=args.seeds,
-                                                  match=args.fas_match), command_line(PROG, argv))
+                                                  match=args.fas_match), command_line(PROG, argv),
+                                  refuse_empty=args.report_only)
     if not args.no_report:
         _report(results, out, docs)
     if failures:

@@ -169,14 +169,21 @@ def _calibration(c: Context) -> dict[str, Any]:
             "estimate_setups": old.get("estimate_setups") if keep else new}
 
 
-def write_results(c: Context, spec_all: dict, command: str) -> dict:
-    """``OUT/results.json``: the spec, calibration, every search and every current record of the preset."""
+def write_results(c: Context, spec_all: dict, command: str, refuse_empty: bool = False) -> dict:
+    """``OUT/results.json``: the spec, calibration, every search and every current record of the preset.
+
+    ``refuse_empty`` (``--report-only``): with no current record, stop before writing anything, so that stores
+    regenerated since the runs do not replace a finished report with an empty one."""
     for setup, s in c.spec["setups"].items():
         spec_all["setups"][setup].update({k: v for k, v in s.items() if k == "flops_ratio_level1"})
     picked = chosen(c, spec_all)
     tasks, _ = all_tasks(spec_all, c.out, c.stores, picked, **c.ctx)
     records = [json.loads((Path(t["dir"]) / "record.json").read_text()) for t in tasks
                if c.fp(spec_all, t["setup"]) and runs.is_done(t, c.fp(spec_all, t["setup"]))]
+    if refuse_empty and not records:
+        raise SystemExit(f"study v2: no finished run matches the stores {', '.join(map(str, c.stores.values()))} "
+                         f"(regenerated since the runs, or nothing has run yet); {c.out / 'results.json'} and the "
+                         "report are left as they are")
     planned = len(trial_tasks(spec_all, c.out, c.stores, **c.ctx)) + len(
         all_tasks(spec_all, c.out, c.stores, picked, True, **c.ctx)[0])
     import torch

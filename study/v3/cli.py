@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.report_only:
         _report_failures("run", finals(spec, tasks, fps, jobs, threads, args.keep_models))
     results = collect(spec, tasks, fps, out, _sweep_command(args, out, command_line(PROG, argv)))
+    if args.report_only and not any(recs for by_method in results["finals"].values() for recs in by_method.values()):
+        raise SystemExit(f"study v3: no finished run matches the stores {', '.join(map(str, stores.values()))} "
+                         f"(regenerated since the runs, or nothing has run yet); {relative(out / 'results.json')} "
+                         "and the report are left as they are")
     write_json(out / "results.json", results)
     print(f"study v3: {relative(out / 'results.json')}", file=sys.stderr)
     if not args.no_report and results["finals"]:
