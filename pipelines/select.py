@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from surrogate.io import BEST
+from surrogate.outputs import BEST
 
 
 def candidates(models: Path, problem: str, metric: str) -> list[dict]:

@@ -41,8 +41,9 @@ from pde_data.store import StoreError, StoreReader
 from surrogate.config import SplitConfig
 from surrogate.dataset import Split, check_complete, open_store, split_indices
 from surrogate.export import is_export
-from surrogate.io import NETWORK_FILES, ModelFileError, Surrogate, load
+from surrogate.io import ModelFileError, Surrogate, load
 from surrogate.metrics import split_errors
+from surrogate.outputs import NETWORK_FILES
 from surrogate.runtime import write_json
 
 METRIC_DEFINITIONS = {"mse": "mean squared error (paper: L2 loss)",

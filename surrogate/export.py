@@ -39,7 +39,8 @@ import torch
 
 from pde_data import lock
 from pde_data.store import sibling
-from surrogate.io import BEST, ModelFileError, Surrogate, _net_for, build_net, check_shapes, model_file, read_model_file
+from surrogate.io import ModelFileError, Surrogate, _net_for, build_net, check_shapes, read_model_file
+from surrogate.outputs import BEST, model_file
 
 EXPORT_FORMAT = "pde-surrogate-export"
 EXPORT_SCHEMA = 1

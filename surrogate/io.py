@@ -37,6 +37,7 @@ import torch
 
 from surrogate.codec import Codec
 from surrogate.layout import Layout
+from surrogate.outputs import model_file
 
 #: First bytes of a file that ``torch.save`` writes (a zip archive), and of a pickle (protocol >= 2).
 ZIP_MAGIC = b"PK\x03\x04"
@@ -44,11 +45,6 @@ PICKLE_PROTO = b"\x80"
 MODEL_FORMAT = "pde-surrogate-model"
 CHECKPOINT_FORMAT = "pde-surrogate-checkpoint"
 SCHEMA = 1
-#: The networks a training run writes to its model directory: the best and the last fine network and the first
-#: auxiliary network of a multilevel run (best and last).
-NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
-#: The file a model directory stands for wherever one network is read (load, export, Monte Carlo).
-BEST = NETWORK_FILES["fine"]
 
 
 class ModelFileError(ValueError):
@@ -341,12 +337,6 @@ class Surrogate:
         if single:
             parts = {k: v[0] for k, v in parts.items()}
         return parts[self.layout.targets[0]] if len(parts) == 1 else parts
-
-
-def model_file(path: str | Path) -> Path:
-    """``path`` if it is a model file, else the directory's :data:`BEST` network."""
-    path = Path(path)
-    return path / BEST if path.is_dir() else path
 
 
 def load(path: str | Path, device: str | torch.device = "cpu") -> Surrogate:

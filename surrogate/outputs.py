@@ -27,6 +27,19 @@ from typing import Self
 from pde_data import lock
 from pde_data.store import sibling
 
+#: The networks a training run writes to its model directory: the best and the last fine network and the first
+#: auxiliary network of a multilevel run (best and last).
+NETWORK_FILES = {"fine": "best.pt", "aux": "aux_best.pt", "fine_final": "final.pt", "aux_final": "aux_final.pt"}
+#: The file a model directory stands for wherever one network is read (load, export, Monte Carlo).
+BEST = NETWORK_FILES["fine"]
+
+
+def model_file(path: str | Path) -> Path:
+    """``path`` if it is a model file, else the directory's :data:`BEST` network."""
+    path = Path(path)
+    return path / BEST if path.is_dir() else path
+
+
 #: Marker in the hidden names of staged outputs.
 STAGED = "staged"
 

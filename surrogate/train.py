@@ -46,18 +46,9 @@ from surrogate import config as config_mod
 from surrogate import distributed
 from surrogate.config import RunConfig
 from surrogate.dataset import Dataset, load_dataset, open_store
-from surrogate.io import (
-    NETWORK_FILES,
-    ModelFileError,
-    arch_of,
-    build_net,
-    make_net,
-    read_checkpoint,
-    save_checkpoint,
-    save_model,
-)
+from surrogate.io import ModelFileError, arch_of, build_net, make_net, read_checkpoint, save_checkpoint, save_model
 from surrogate.monitor import Monitor, TrainingDiverged
-from surrogate.outputs import RunOutputs
+from surrogate.outputs import NETWORK_FILES, RunOutputs
 from surrogate.progress import Progress
 from surrogate.runtime import write_json
 from surrogate.schedule import lr_factor

@@ -22,7 +22,7 @@ from typing import Any
 
 from study.core import Setup, guarded, make_task, mask_growth, record_is_current, round_floats, run_task
 from study.v3.methods import METHODS
-from surrogate.io import BEST
+from surrogate.outputs import BEST
 
 MASKED = ("val_mse", "val_linf", "train_mse", "train_linf", "train_loss")
 

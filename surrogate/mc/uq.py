@@ -21,7 +21,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from surrogate.io import model_file
 from surrogate.mc.adaptive import MultilevelRun, Plan, check_plan
 from surrogate.mc.cost import surrogate_cost
 from surrogate.mc.errors import MCError, MCWarning
@@ -30,6 +29,7 @@ from surrogate.mc.models import as_model, resolve_field, trained_store_params
 from surrogate.mc.records import Records, key_of
 from surrogate.mc.uqconfig import UQConfig
 from surrogate.mc.uqresult import UQResult
+from surrogate.outputs import model_file
 from surrogate.runtime import pick_device
 
 #: Batch of surrogate predictions.
