@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
 from functools import partial
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,7 +11,7 @@ import zarr
 from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.store import StoreError, open_store_group
 from store_samples import assert_same_samples as assert_same
-from store_samples import read_samples
+from store_samples import generate_on_ranks, mpiexec, read_samples
 
 FIELDS = ("log_k", "p", "Q", "Q_in")
 SMALL = {"n": 8, "samples": 12, "chunk": 4, "seed": 0}
@@ -147,21 +143,10 @@ def test_cli_generate_and_plot(tmp_path, write_params, capsys):
     assert "cannot write there" in capsys.readouterr().err
 
 
-def _mpiexec() -> str | None:
-    local = Path(sys.executable).parent / "mpiexec"
-    return str(local) if local.exists() else shutil.which("mpiexec")
-
-
 @pytest.mark.mpi
-@pytest.mark.skipif(_mpiexec() is None, reason="no mpiexec")
+@pytest.mark.skipif(mpiexec() is None, reason="no mpiexec")
 def test_one_and_two_ranks_write_identical_stores(tmp_path, write_params):
-    params = write_params("darcy", n=16, samples=40, chunk=4, seed=3)
-    stores = {}
-    for ranks in (1, 2):
-        out = tmp_path / f"r{ranks}.zarr"
-        cmd = [_mpiexec(), "-n", str(ranks), sys.executable, "-m", "pde_data.cli", "generate", "darcy",
-               "--out", str(out), "--params", str(params), "--no-progress"]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
-        stores[ranks] = read(out)
+    paths = generate_on_ranks("darcy", tmp_path, write_params("darcy", n=16, samples=40, chunk=4, seed=3))
+    stores = {ranks: read(out) for ranks, out in paths.items()}
     assert stores[1]["done"].all() and stores[2]["done"].all()
     assert_same_samples(stores[1], stores[2])

@@ -1,8 +1,5 @@
 """The `pde-data` command line: generate, info, bad input, and MPI runs."""
 
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +10,7 @@ from pde_data.cli import main
 from pde_data.config import problem_config
 from pde_data.generate import generate
 from pde_data.poisson import PoissonProblem
+from store_samples import generate_on_ranks
 
 
 def run(capsys, *argv):
@@ -112,14 +110,7 @@ def test_params_yaml_of_the_repository_is_valid():
 
 @pytest.mark.mpi
 def test_two_ranks_write_the_same_bytes_as_one(tmp_path, write_params):
-    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
-    params = write_params(samples=22, chunk=4)
-    stores = {}
-    for ranks in (1, 2):
-        stores[ranks] = tmp_path / f"r{ranks}.zarr"
-        cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "pde_data.cli", "generate", "poisson",
-               "--out", str(stores[ranks]), "--params", str(params), "--no-progress"]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    stores = generate_on_ranks("poisson", tmp_path, write_params(samples=22, chunk=4))
     files = {r: sorted(p.relative_to(s) for p in s.rglob("*") if p.is_file()) for r, s in stores.items()}
     assert files[1] == files[2] and len(files[1]) > 20
     # every array's metadata and chunks; not the group's zarr.json (the generation seconds) nor the manifest's

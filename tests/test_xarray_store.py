@@ -1,10 +1,6 @@
 """Stores open in xarray as labelled Datasets: dimension names, coordinates, CF-style units (store format 4)."""
 
-import shutil
-import subprocess
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +8,7 @@ import zarr
 
 from pde_data.generate import generate  # before dolfinx: orders MPI
 from pde_data.store import STORE_FORMAT, StoreError, StoreReader, summary
+from store_samples import generate_on_ranks
 
 xr = pytest.importorskip("xarray")
 
@@ -101,14 +98,7 @@ def test_resuming_an_older_format_is_refused_in_one_line_and_overwrite_replaces_
 
 @pytest.mark.mpi
 def test_store_written_by_two_ranks_opens_in_xarray_like_one_rank(tmp_path, write_params):
-    mpiexec = shutil.which("mpiexec", path=str(Path(sys.executable).parent)) or "mpiexec"
-    params = write_params(samples=22, chunk=4)
-    stores = {}
-    for ranks in (1, 2):
-        stores[ranks] = tmp_path / f"r{ranks}.zarr"
-        cmd = [mpiexec, "-n", str(ranks), sys.executable, "-m", "pde_data.cli", "generate", "poisson",
-               "--out", str(stores[ranks]), "--params", str(params), "--no-progress"]
-        subprocess.run(cmd, check=True, capture_output=True, timeout=300)
+    stores = generate_on_ranks("poisson", tmp_path, write_params(samples=22, chunk=4))
     one, two = (open_quietly(stores[r]) for r in (1, 2))
     check_labelled(two, StoreReader(stores[2]))
     xr.testing.assert_identical(one.drop_vars("manifest").drop_attrs(), two.drop_vars("manifest").drop_attrs())
