@@ -144,6 +144,15 @@ def uq_section(uq: dict | None) -> list[str]:
     return lines + [""]
 
 
+def _section(render, path: Path) -> list[str]:
+    """``render`` of the stage output ``path``; one line naming the file when it is not what the stage writes."""
+    try:
+        return render(_read_json(path))
+    except (ValueError, KeyError, TypeError, IndexError) as err:
+        raise SystemExit(f"report: {path} is not what its stage writes ({type(err).__name__}: {err}); "
+                         "rerun that stage (dvc repro)") from None
+
+
 def plot_curves(runs: list[dict], logs: Path, out: Path) -> list[Path]:
     """Validation MSE against work units: one panel per model, one line per trainer (+ FAS aux net)."""
     written = []
@@ -182,8 +191,8 @@ def write_report(models: Path, logs: Path, metrics: Path, out: Path) -> Path:
              "L2 = mean squared error, L-inf = maximum absolute error, as in the paper's tables.", "",
              "## Best losses during training (paper Tables 1-2)", "", *training_table(runs), "",
              "## Test split (best-by-validation networks)", "", *test_table(runs), "",
-             *mc_section(_read_json(metrics / "mc.meta.json")),
-             *uq_section(_read_json(metrics / "uq.meta.json")),
+             *_section(mc_section, metrics / "mc.meta.json"),
+             *_section(uq_section, metrics / "uq.meta.json"),
              "## Figures", ""]
     lines += [f"![{p.stem}]({p.name})" for p in figures]
     lines += [f"![{name}]({name})" for name in ("mc/mc_qoi_hist.png", "uq/uq_levels.png") if (out / name).exists()]

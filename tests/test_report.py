@@ -34,3 +34,14 @@ def test_mc_section_counts_the_surrogates_data_and_training():
 
 def test_missing_stage_outputs_leave_their_sections_out():
     assert uq_section(None) == [] and mc_section(None) == []
+
+
+@pytest.mark.parametrize("text", ["not json", '{"estimate": 3}', "[]"])
+def test_a_damaged_stage_output_is_one_line_naming_the_file(tmp_path, text):
+    from pipelines.report import _section
+
+    path = tmp_path / "uq.meta.json"
+    path.write_text(text)
+    with pytest.raises(SystemExit) as stop:
+        _section(uq_section, path)
+    assert str(path) in str(stop.value) and "\n" not in str(stop.value)
